@@ -1,0 +1,51 @@
+"""bayeskit: Bayesian inference organised around one path.
+
+    model -> bk.fit(model, data=..., engine=..., seed=...) -> Posterior
+
+Public names are loaded on first use, so ``import bayeskit`` stays fast and pulls in
+neither JAX nor ArviZ until they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._version import __version__
+
+_EXPORTS = {
+    "fit": "bayeskit.core.fit",
+    "load": "bayeskit.core.io",
+    "save": "bayeskit.core.io",
+    "Posterior": "bayeskit.core.posterior",
+    "DrawsPosterior": "bayeskit.core.posterior",
+    "Engine": "bayeskit.core.engine",
+    "NumPyroModel": "bayeskit.core.model",
+    "BayeskitError": "bayeskit.core.errors",
+    "ConfigError": "bayeskit.core.errors",
+    "ConvergenceWarning": "bayeskit.core.errors",
+    "DataError": "bayeskit.core.errors",
+    "IncompatibleEngineError": "bayeskit.core.errors",
+    "InitializationError": "bayeskit.core.errors",
+    "ModelError": "bayeskit.core.errors",
+    "SamplingError": "bayeskit.core.errors",
+    "NUTS": "bayeskit.engines.mcmc",
+    "HMC": "bayeskit.engines.mcmc",
+}
+_SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
+
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"bayeskit.{name}")
+    else:
+        raise AttributeError(f"module 'bayeskit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,210 @@
+"""Models: what is random.
+
+Two kinds reach `bk.fit`:
+
+* a NumPyro model function (``def model(x, y=None): ...``), wrapped here in
+  `NumPyroModel`, which the general engines (NUTS, HMC, VI) fit;
+* a *structured* model object (a process, a state-space model, ...) that
+  implements `StructuredModel` and names the engines that can fit it.
+
+`NumPyroModel.inspect(data)` checks the data against the model and lists its sites
+by tracing the model abstractly (``jax.eval_shape``): no numbers are computed and
+nothing is compiled, so inspecting twice costs microseconds.
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import DataError, ModelError
+
+STATIC_TYPES = (bool, int, float, complex, str, type(None))
+
+
+@runtime_checkable
+class StructuredModel(Protocol):
+    """A model object fitted by specialised engines.
+
+    ``engines`` names the engine classes that can fit it; the first is the default.
+    """
+
+    engines: tuple[type, ...]
+
+
+@dataclass(frozen=True)
+class Site:
+    """One named site of a NumPyro model, as seen by an abstract trace."""
+
+    name: str
+    kind: str  # "latent", "observed" or "deterministic"
+    shape: tuple[int, ...]
+    dtype: Any
+    discrete: bool = False
+    data_key: str | None = None  # the data argument an observed site reads, if known
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The sites of a model for one data set, plus the data split into static and array parts."""
+
+    sites: tuple[Site, ...]
+    static: tuple[tuple[str, Any], ...]  # hashable Python scalars: part of the compile cache key
+    arrays: dict = field(hash=False, compare=False)  # arrays: traced arguments of compiled code
+
+    def of_kind(self, kind: str) -> tuple[Site, ...]:
+        return tuple(s for s in self.sites if s.kind == kind)
+
+    @property
+    def latent(self) -> tuple[Site, ...]:
+        return self.of_kind("latent")
+
+    @property
+    def observed(self) -> tuple[Site, ...]:
+        return self.of_kind("observed")
+
+    @property
+    def deterministic(self) -> tuple[Site, ...]:
+        return self.of_kind("deterministic")
+
+    @property
+    def observed_keys(self) -> tuple[str, ...]:
+        """Data arguments that hold observations (dropped when predicting)."""
+        return tuple(s.data_key for s in self.observed if s.data_key is not None)
+
+    def kwargs(self) -> dict:
+        return {**dict(self.static), **self.arrays}
+
+    def array_signature(self) -> tuple:
+        """Shapes and dtypes of the array data: with `static`, what decides a recompile."""
+        return tuple((k, np.shape(v), str(np.asarray(v).dtype)) for k, v in sorted(self.arrays.items()))
+
+
+class NumPyroModel:
+    """A NumPyro model function, with its data checked before any engine sees it."""
+
+    def __init__(self, fn: Callable):
+        if not callable(fn):
+            raise ModelError(f"`model` must be a NumPyro model function, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = getattr(fn, "__name__", type(fn).__name__)
+        try:
+            params = _inspect.signature(fn).parameters
+        except (TypeError, ValueError):  # builtins, some callables
+            params = {}
+        self._accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values()) or not params
+        self.arguments = tuple(
+            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+
+    def __repr__(self) -> str:
+        return f"NumPyroModel({self.name})"
+
+    # -- data --------------------------------------------------------------------------------
+    def split_data(self, data: Mapping | None) -> tuple[tuple, dict]:
+        """Check argument names and split data into static scalars and arrays."""
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise DataError(f"`data` must be a dict of model arguments, got {type(data).__name__}")
+        unknown = [k for k in data if k not in self.arguments]
+        if unknown and not self._accepts_any:
+            raise DataError(
+                f"data key {unknown[0]!r} is not an argument of model {self.name!r}; "
+                f"it takes {', '.join(self.arguments) or 'no arguments'}"
+            )
+        static, arrays = [], {}
+        for k, v in data.items():
+            if isinstance(v, STATIC_TYPES):
+                static.append((k, v))
+            else:
+                try:
+                    arr = v if hasattr(v, "shape") and hasattr(v, "dtype") else np.asarray(v)
+                except Exception as exc:  # ragged lists and the like
+                    raise DataError(f"data[{k!r}] could not be converted to an array: {exc}") from exc
+                if arr.dtype == object:
+                    raise DataError(f"data[{k!r}] must be numeric, got an object array")
+                arrays[k] = arr
+        return tuple(sorted(static, key=lambda kv: kv[0])), arrays
+
+    def inspect(self, data: Mapping | None = None) -> ModelSpec:
+        """Validate `data` and list the model's sites (latent, observed, deterministic)."""
+        import jax
+        from numpyro import handlers
+        from numpyro.infer import init_to_uniform
+
+        static, arrays = self.split_data(data)
+        sites: list[Site] = []
+
+        def trace_sites(arrs):
+            ids = {id(v): k for k, v in arrs.items()}
+            # init_to_uniform gives values where a prior cannot be sampled (ImproperUniform)
+            model = handlers.substitute(handlers.seed(self.fn, rng_seed=0), substitute_fn=init_to_uniform())
+            tr = handlers.trace(model).get_trace(**dict(static), **arrs)
+            for name, s in tr.items():
+                if s["type"] == "sample":
+                    value = s["value"]
+                    observed = bool(s["is_observed"])
+                    key = None
+                    if observed:
+                        key = ids.get(id(value), name if name in arrs else None)
+                    sites.append(
+                        Site(
+                            name=name,
+                            kind="observed" if observed else "latent",
+                            shape=tuple(np.shape(value)),
+                            dtype=value.dtype,
+                            discrete=bool(s["fn"].support.is_discrete),
+                            data_key=key,
+                        )
+                    )
+                elif s["type"] == "deterministic":
+                    sites.append(Site(name, "deterministic", tuple(np.shape(s["value"])), s["value"].dtype))
+            return None
+
+        try:
+            jax.eval_shape(trace_sites, arrays)
+        except (DataError, ModelError):
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"model {self.name!r} failed when run with the given data: {type(exc).__name__}: {exc}"
+            ) from exc
+        spec = ModelSpec(tuple(sites), static, arrays)
+        self._check_finite(spec)
+        if not spec.latent:
+            raise ModelError(
+                f"model {self.name!r} has no latent sample sites: there is nothing to infer "
+                "(every numpyro.sample site is observed)"
+            )
+        return spec
+
+    def _check_finite(self, spec: ModelSpec) -> None:
+        for key, arr in spec.arrays.items():
+            a = np.asarray(arr)
+            if not np.issubdtype(a.dtype, np.inexact):
+                continue
+            bad = ~np.isfinite(a)
+            if bad.any():
+                readers = [s.name for s in spec.observed if s.data_key == key]
+                where = f"observed site {readers[0]!r} (data key {key!r})" if readers else f"data key {key!r}"
+                first = tuple(int(i) for i in np.argwhere(bad)[0]) if a.ndim else ()
+                raise DataError(
+                    f"{where} contains {int(bad.sum())} non-finite value(s) (NaN or inf), "
+                    f"first at index {first}; remove or impute them before fitting"
+                )
+
+
+def as_model(model) -> NumPyroModel | StructuredModel:
+    """Return the model object engines work with."""
+    if isinstance(model, (NumPyroModel, StructuredModel)):
+        return model
+    if callable(model):
+        return NumPyroModel(model)
+    raise ModelError(
+        f"`model` must be a NumPyro model function or a bayeskit model object, got {type(model).__name__}"
+    )

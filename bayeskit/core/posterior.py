@@ -1,0 +1,196 @@
+"""Posteriors: the one object every engine returns and every diagnostic accepts.
+
+`Posterior` is the contract (``sample``, ``predict``, ``summary``, ``to_arviz``, ``save``).
+`DrawsPosterior` holds Monte Carlo draws laid out ``(chain, draw, *shape)``, as MCMC
+and any sampler produce them. Closed-form posteriors subclass `Posterior` directly
+and only need ``sample``.
+
+Summaries, ArviZ objects and plots are made by `bayeskit.diagnostics`, imported
+when first asked for, so building a Posterior costs no ArviZ import.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+from .seeds import as_key
+
+
+def _check_n(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ConfigError(f"`n` must be a positive int, got {n!r}")
+    return int(n)
+
+
+class Posterior(abc.ABC):
+    """What an engine returns. Subclasses implement `sample`; the rest has defaults."""
+
+    #: Names of the model's observed sites (empty where the model has none).
+    observed_sites: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        """Draw `n` joint posterior draws: a dict name -> array with leading axis `n`."""
+
+    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None) -> dict:
+        raise ModelError(f"{type(self).__name__} has no predictive distribution")
+
+    # -- groups of named arrays, the common currency of files and ArviZ ----------------------
+    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
+        """Named arrays by group (``posterior``, ``sample_stats``, ...), each ``(chain, draw, ...)``."""
+        draws = self.sample(n_draws, seed)
+        return {"posterior": {k: np.asarray(v)[None] for k, v in draws.items()}}
+
+    def attrs(self) -> dict[str, str]:
+        return {"bayeskit_class": type(self).__name__}
+
+    def to_xarray(self) -> dict:
+        """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...)."""
+        import xarray as xr
+
+        out = {}
+        attrs = self.attrs()
+        for group, arrays in self.groups().items():
+            variables = {}
+            lead = ("chain", "draw") if group in ("posterior", "sample_stats", "posterior_predictive") else ()
+            for name, value in arrays.items():
+                value = np.asarray(value)
+                dims = lead + tuple(f"{name}_dim_{i}" for i in range(value.ndim - len(lead)))
+                variables[name] = xr.Variable(dims, value)
+            out[group] = xr.Dataset(variables, attrs=attrs if group == "posterior" else {})
+        return out
+
+    def to_arviz(self):
+        """An ArviZ ``InferenceData`` of this posterior."""
+        from ..diagnostics import arviz_bridge
+
+        return arviz_bridge.to_inference_data(self)
+
+    def summary(self, **kwargs):
+        """DataFrame of mean, sd, interval, mcse, ess_bulk, ess_tail and r_hat per scalar."""
+        from ..diagnostics import arviz_bridge
+
+        return arviz_bridge.summary(self, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the posterior to a netCDF file (ArviZ's layout, readable by `bk.load`)."""
+        from .io import save
+
+        save(self, path)
+
+
+class DrawsPosterior(Posterior):
+    """A posterior represented by draws ``(chain, draw, *shape)``, with sample statistics.
+
+    ``model`` (a `NumPyroModel`) and ``data`` are kept so `predict` can run the model forward;
+    a posterior read back with `bk.load` needs ``model=`` for that.
+    """
+
+    def __init__(
+        self,
+        draws: Mapping[str, Any],
+        *,
+        sample_stats: Mapping[str, Any] | None = None,
+        observed_data: Mapping[str, Any] | None = None,
+        constant_data: Mapping[str, Any] | None = None,
+        static_data: Mapping[str, Any] | None = None,
+        observed_keys: tuple[str, ...] = (),
+        latent_sites: tuple[str, ...] | None = None,
+        model=None,
+        engine: Mapping[str, Any] | None = None,
+    ):
+        self.draws = {k: np.asarray(v) for k, v in draws.items()}
+        shapes = {v.shape[:2] for v in self.draws.values()}
+        if len(shapes) != 1 or any(v.ndim < 2 for v in self.draws.values()):
+            raise ConfigError("every draws array must share leading (chain, draw) axes")
+        self.sample_stats = {k: np.asarray(v) for k, v in (sample_stats or {}).items()}
+        self.observed_data = {k: np.asarray(v) for k, v in (observed_data or {}).items()}
+        self.constant_data = {k: np.asarray(v) for k, v in (constant_data or {}).items()}
+        self.static_data = dict(static_data or {})
+        self.observed_keys = tuple(observed_keys)
+        self.observed_sites = tuple(self.observed_data)
+        self.latent_sites = tuple(latent_sites) if latent_sites is not None else tuple(self.draws)
+        self.model = model
+        self.engine = dict(engine or {})
+
+    def __repr__(self) -> str:
+        c, d = self.shape
+        names = ", ".join(self.draws)
+        return f"DrawsPosterior({c} chains x {d} draws; {names}; engine={self.engine.get('engine')})"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(chains, draws per chain)."""
+        return next(iter(self.draws.values())).shape[:2]
+
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        """`n` draws picked uniformly from all chains (without replacement while n <= total)."""
+        import jax
+
+        n = _check_n(n)
+        c, d = self.shape
+        total = c * d
+        key = as_key(seed)
+        if n <= total:
+            idx = np.asarray(jax.random.permutation(key, total)[:n])
+        else:
+            idx = np.asarray(jax.random.randint(key, (n,), 0, total))
+        return {k: v.reshape((total,) + v.shape[2:])[idx] for k, v in self.draws.items()}
+
+    def model_kwargs(self) -> dict:
+        """The fit's model arguments less the observations."""
+        return {**self.static_data, **self.constant_data}
+
+    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None) -> dict:
+        """Posterior predictive draws of the observed and deterministic sites.
+
+        ``new_data`` overrides the model arguments used in the fit (new inputs); the observed
+        arguments are left out so the model simulates them. Returns name -> array with leading
+        axis the number of posterior draws used (all, or `n` picked by `sample`).
+        """
+        from numpyro.infer import Predictive
+
+        if self.model is None:
+            raise ModelError(
+                "this posterior has no model attached (it was loaded from a file); "
+                "use bk.load(path, model=model) to predict"
+            )
+        kwargs = self.model_kwargs()
+        if new_data is not None:
+            if not isinstance(new_data, Mapping):
+                raise ConfigError(f"`new_data` must be a dict of model arguments, got {type(new_data).__name__}")
+            static, arrays = self.model.split_data(new_data)
+            kwargs.update(dict(static))
+            kwargs.update(arrays)
+        for k in self.observed_keys:
+            kwargs.pop(k, None)
+        if n is None:
+            c, d = self.shape
+            latent = {k: self.draws[k].reshape((c * d,) + self.draws[k].shape[2:]) for k in self.latent_sites}
+        else:
+            latent = {k: v for k, v in self.sample(n, seed).items() if k in self.latent_sites}
+        predictive = Predictive(self.model.fn, posterior_samples=latent)
+        out = predictive(as_key(seed), **kwargs)
+        return {k: np.asarray(v) for k, v in out.items() if k not in latent}
+
+    def groups(self, n_draws: int = 0, seed=0) -> dict[str, dict[str, np.ndarray]]:
+        groups = {"posterior": self.draws}
+        for name in ("sample_stats", "observed_data", "constant_data"):
+            if getattr(self, name):
+                groups[name] = getattr(self, name)
+        return groups
+
+    def attrs(self) -> dict[str, str]:
+        return {
+            **super().attrs(),
+            "bayeskit_engine": json.dumps(self.engine),
+            "bayeskit_static_data": json.dumps(self.static_data),
+            "bayeskit_observed_keys": json.dumps(list(self.observed_keys)),
+            "bayeskit_latent_sites": json.dumps(list(self.latent_sites)),
+        }

@@ -1,0 +1,1 @@
+"""Small bundled data sets and reference models."""

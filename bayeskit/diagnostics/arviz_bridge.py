@@ -1,0 +1,119 @@
+"""The one module that imports ArviZ (0.2x on Python 3.11, 1.x later).
+
+Everything ArviZ computes for bayeskit goes through here, so an ArviZ upgrade
+touches one file.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def _arviz():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the 0.2x "undergoing a refactor" notice
+        import arviz
+
+    return arviz
+
+
+def to_inference_data(posterior):
+    """An ``arviz.InferenceData`` holding every group of `posterior`."""
+    az = _arviz()
+    return az.InferenceData(**posterior.to_xarray())
+
+
+def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", **kwargs):
+    """Per-scalar table: mean, sd, interval (HDI or equal-tailed), MCSE, ESS bulk/tail, R-hat."""
+    from ..core.errors import ConfigError
+
+    if interval not in ("hdi", "eti"):
+        raise ConfigError(f"`interval` must be 'hdi' or 'eti', got {interval!r}")
+    if not 0 < ci_prob < 1:
+        raise ConfigError(f"`ci_prob` must be in (0, 1), got {ci_prob!r}")
+    az = _arviz()
+    idata = to_inference_data(posterior)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "shape validation failed" for 1-chain posteriors
+        if interval == "hdi":
+            return az.summary(idata, kind=kind, hdi_prob=ci_prob, **kwargs)
+        table = az.summary(idata, kind="diagnostics" if kind == "all" else kind, **kwargs)
+        stats = az.summary(idata, kind="stats", hdi_prob=ci_prob, stat_focus="median", **kwargs)
+        lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+        draws = {k: np.asarray(v) for k, v in idata.posterior.data_vars.items()}
+        flat = {}
+        for name, arr in draws.items():
+            arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
+            for j, col in enumerate(_labels(name, draws[name].shape[2:])):
+                flat[col] = arr[:, j]
+        table.insert(0, "mean", [float(np.mean(flat[c])) for c in table.index])
+        table.insert(1, "sd", [float(np.std(flat[c], ddof=1)) for c in table.index])
+        table.insert(2, f"eti_{lo:.0%}", [float(np.quantile(flat[c], lo)) for c in table.index])
+        table.insert(3, f"eti_{hi:.0%}", [float(np.quantile(flat[c], hi)) for c in table.index])
+        del stats
+        return table
+
+
+def _labels(name, shape):
+    if not shape:
+        return [name]
+    return [f"{name}[{', '.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+
+
+def rhat(posterior) -> dict[str, np.ndarray]:
+    """Rank-normalised split R-hat per variable (Vehtari et al. 2021)."""
+    return _per_variable(posterior, "rhat")
+
+
+def ess(posterior, method: str = "bulk") -> dict[str, np.ndarray]:
+    """Effective sample size per variable: ``method`` "bulk" or "tail"."""
+    return _per_variable(posterior, "ess", method=method)
+
+
+def mcse(posterior, method: str = "mean") -> dict[str, np.ndarray]:
+    """Monte Carlo standard error per variable."""
+    return _per_variable(posterior, "mcse", method=method)
+
+
+def _per_variable(posterior, fn: str, **kwargs):
+    az = _arviz()
+    idata = to_inference_data(posterior)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = getattr(az, fn)(idata, **kwargs)
+    return {k: np.asarray(v) for k, v in ds.data_vars.items()}
+
+
+def bfmi(posterior) -> np.ndarray:
+    """E-BFMI per chain from the ``energy`` sample statistic."""
+    az = _arviz()
+    return np.asarray(az.bfmi(np.asarray(posterior.sample_stats["energy"])))
+
+
+def plot_trace(posterior, path, var_names=None) -> None:
+    _plot(posterior, path, "plot_trace", var_names=var_names)
+
+
+def plot_rank(posterior, path, var_names=None) -> None:
+    _plot(posterior, path, "plot_rank", var_names=var_names)
+
+
+def _plot(posterior, path, fn, **kwargs):
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        axes = getattr(az, fn)(to_inference_data(posterior), compact=False, **kwargs) if fn == "plot_trace" else (
+            getattr(az, fn)(to_inference_data(posterior), **kwargs)
+        )
+    fig = np.asarray(axes).ravel()[0].figure
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,67 @@
+"""Convergence checks run after every sampling fit, with warnings that carry the numbers."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import ConvergenceWarning
+from . import arviz_bridge
+
+RHAT_THRESHOLD = 1.01  # Vehtari et al. (2021)
+BFMI_THRESHOLD = 0.3  # Betancourt (2016): below this the energy distribution is poorly explored
+
+
+@dataclass(frozen=True)
+class ConvergenceReport:
+    max_rhat: float
+    worst_rhat: str
+    min_ess_bulk: float
+    divergences: int
+    draws: int
+    bfmi: tuple[float, ...]
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.max_rhat > RHAT_THRESHOLD:
+            out.append(f"max R-hat {self.max_rhat:.3f} > {RHAT_THRESHOLD} (for {self.worst_rhat})")
+        if self.divergences:
+            pct = 100 * self.divergences / self.draws
+            out.append(f"{self.divergences} divergent transitions ({pct:.1f}% of {self.draws} draws)")
+        low = [f"{b:.2f}" for b in self.bfmi if b < BFMI_THRESHOLD]
+        if low:
+            out.append(f"E-BFMI below {BFMI_THRESHOLD} in {len(low)} chain(s): {', '.join(low)}")
+        return out
+
+
+def check(posterior) -> ConvergenceReport:
+    """R-hat, bulk ESS, divergences and E-BFMI of a draws posterior."""
+    chains, draws = posterior.shape
+    rh, es = {}, {}
+    if chains > 1 or draws > 3:
+        rh = arviz_bridge.rhat(posterior)
+        es = arviz_bridge.ess(posterior)
+    max_rhat, worst = 1.0, ""
+    for name, v in rh.items():
+        v = np.asarray(v, dtype=float)
+        if np.isfinite(v).any() and np.nanmax(v) > max_rhat:
+            max_rhat, worst = float(np.nanmax(v)), name
+    min_ess = min((float(np.nanmin(v)) for v in es.values() if np.size(v)), default=float("nan"))
+    stats = posterior.sample_stats
+    divergences = int(np.sum(stats["diverging"])) if "diverging" in stats else 0
+    bfmi = tuple(float(b) for b in arviz_bridge.bfmi(posterior)) if "energy" in stats and draws > 1 else ()
+    return ConvergenceReport(max_rhat, worst, min_ess, divergences, chains * draws, bfmi)
+
+
+def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport:
+    report = check(posterior)
+    if report.problems:
+        warnings.warn(
+            "the draws may not represent the posterior: " + "; ".join(report.problems),
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    return report

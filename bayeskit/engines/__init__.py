@@ -1,0 +1,1 @@
+"""Inference engines. Each subpackage imports `core` (and `models`), never another engine."""

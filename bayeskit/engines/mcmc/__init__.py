@@ -1,0 +1,5 @@
+"""MCMC engines: NUTS and HMC through BlackJAX."""
+
+from .hmc import HMC, NUTS
+
+__all__ = ["HMC", "NUTS"]

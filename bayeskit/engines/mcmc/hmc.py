@@ -1,0 +1,357 @@
+"""`bk.NUTS` and `bk.HMC`: Hamiltonian Monte Carlo on NumPyro models through BlackJAX.
+
+The model's log density is taken in unconstrained space (NumPyro's transforms and
+Jacobians), flattened to one vector per chain. Each chain adapts its own step size
+and (diagonal or dense) inverse mass matrix with Stan's windowed scheme, then samples
+with the adapted values. Draws are returned in constrained space together with the
+model's deterministic sites and the sampler's statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...core.engine import Engine
+from ...core.errors import ConfigError, InitializationError, ModelError, SamplingError
+from ...core.model import NumPyroModel
+from ...core.posterior import DrawsPosterior
+from .progress import Progress
+
+INIT_KINDS = ("uniform", "median", "sample")
+
+
+def _positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+
+
+def _positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"`{name}` must be a positive finite number, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class InitStrategy:
+    """Where chains start: NumPyro's init strategies, with user values passed as arrays."""
+
+    kind: str
+    radius: float
+    values: dict
+
+    @property
+    def key(self):
+        shapes = tuple((k, np.shape(v), str(np.asarray(v).dtype)) for k, v in sorted(self.values.items()))
+        return (self.kind, self.radius, shapes)
+
+    def make(self, values):
+        from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
+
+        if self.kind == "values":
+            return init_to_value(values=values, init_strategy=init_to_uniform(radius=self.radius))
+        if self.kind == "median":
+            return init_to_median(num_samples=15)
+        if self.kind == "sample":
+            return init_to_sample()
+        return init_to_uniform(radius=self.radius)
+
+    def describe(self) -> str:
+        if self.kind == "uniform":
+            return f"init='uniform' (unconstrained values in [-{self.radius}, {self.radius}])"
+        if self.kind == "values":
+            return f"init={{{', '.join(self.values)}}} (others uniform in [-{self.radius}, {self.radius}])"
+        return f"init={self.kind!r}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _HMCFamily(Engine):
+    chains: int = 4
+    warmup: int = 1000
+    draws: int = 1000
+    target_accept: float = 0.8
+    dense_mass: bool = False
+    init: str | Mapping = "uniform"
+    init_radius: float = 2.0
+    initial_step_size: float = 1.0
+    progress: bool = True
+
+    model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
+
+    def __post_init__(self):
+        _positive_int("chains", self.chains)
+        _positive_int("draws", self.draws)
+        _positive_int("warmup", self.warmup, minimum=0)
+        if not (isinstance(self.target_accept, float) and 0.0 < self.target_accept < 1.0):
+            raise ConfigError(f"`target_accept` must be a float in (0, 1), got {self.target_accept!r}")
+        if not isinstance(self.dense_mass, bool):
+            raise ConfigError(f"`dense_mass` must be a bool, got {self.dense_mass!r}")
+        if not (isinstance(self.init, Mapping) or self.init in INIT_KINDS):
+            raise ConfigError(
+                f"`init` must be one of {', '.join(map(repr, INIT_KINDS))} or a dict of initial values, "
+                f"got {self.init!r}"
+            )
+        _positive_float("init_radius", self.init_radius)
+        _positive_float("initial_step_size", self.initial_step_size)
+        if not isinstance(self.progress, bool):
+            raise ConfigError(f"`progress` must be a bool, got {self.progress!r}")
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def kernel(self):
+        """Return ``(step, stats)``: ``step(key, state, logdensity, step_size, inverse_mass_matrix)``
+        and ``stats(info) -> dict`` of per-draw statistics."""
+        raise NotImplementedError
+
+    def _kernel_settings(self) -> tuple:
+        return ()
+
+    def compile_key(self) -> tuple:
+        """Settings that change the compiled program (chains only change array shapes)."""
+        return (
+            type(self).__name__, self.warmup, self.draws, self.target_accept, self.dense_mass,
+            self.initial_step_size, *self._kernel_settings(),
+        )
+
+    def settings(self) -> dict:
+        out = super().settings()
+        if isinstance(self.init, Mapping):
+            out["init"] = "values:" + ",".join(self.init)
+        return out
+
+    # -- fitting -------------------------------------------------------------------------------
+    def _init_strategy(self) -> InitStrategy:
+        if isinstance(self.init, Mapping):
+            values = {k: np.asarray(v) for k, v in self.init.items()}
+            return InitStrategy("values", float(self.init_radius), values)
+        return InitStrategy(self.init, float(self.init_radius), {})
+
+    def fit(self, model: NumPyroModel, data, key) -> DrawsPosterior:
+        import jax
+
+        from .program import get_program, shard_count
+
+        spec = model.inspect(data)
+        discrete = [s.name for s in spec.latent if s.discrete]
+        if discrete:
+            raise ModelError(
+                f"{type(self).__name__} needs continuous latent variables; model {model.name!r} has discrete "
+                f"latent site(s) {', '.join(map(repr, discrete))}: marginalise them out or observe them"
+            )
+        strategy = self._init_strategy()
+        unknown = [k for k in strategy.values if k not in {s.name for s in spec.latent}]
+        if unknown:
+            raise ConfigError(f"`init` names {unknown[0]!r}, which is not a latent site of model {model.name!r}")
+        program = get_program(model, spec, self, strategy, shard_count(self.chains))
+
+        init_key, run_key = jax.random.split(key)
+        state = self._start(program, init_key, model, spec, strategy)
+        return self._run(program, state, jax.random.split(run_key, self.chains), model, spec)
+
+    def _start(self, program, key, model, spec, strategy):
+        """Starting states; chains without a valid candidate retry with fresh keys (same program)."""
+        import jax
+
+        from .program import INIT_BATCH, INIT_TRIES
+
+        state, found = program.start(jax.random.split(key, self.chains), spec.arrays, strategy.values)
+        found = np.asarray(found)
+        for attempt in range(1, INIT_TRIES // INIT_BATCH):
+            if found.all():
+                return state
+            keys = jax.random.split(jax.random.fold_in(key, attempt), self.chains)
+            retry, retry_found = program.start(keys, spec.arrays, strategy.values)
+            take = ~found & np.asarray(retry_found)
+            state = jax.tree.map(lambda new, old: np.where(take.reshape((-1,) + (1,) * (np.ndim(old) - 1)), new, old),
+                                 retry, state)
+            found = found | take
+        if not found.all():
+            raise InitializationError(_explain_init_failure(model, spec, strategy, key, np.flatnonzero(~found)))
+        return state
+
+    def _run(self, program, state, chain_keys, model, spec) -> DrawsPosterior:
+        import jax
+
+        total, L = self.warmup + self.draws, program.chunk_len
+        kept: list = []
+        divergences = 0
+        done = 0
+        interrupted = None
+        with Progress(self.warmup, self.draws, self.chains, self.progress, desc=model.name) as bar:
+            try:
+                for start in range(0, total, L):
+                    idx = np.arange(start, start + L)
+                    active = idx < total
+                    safe = np.minimum(idx, total - 1)
+                    xs = (
+                        idx.astype(np.int32),
+                        program.stage[safe],
+                        program.window_end[safe] & active,
+                        active,
+                    )
+                    state, out = program.chunk(state, chain_keys, xs, spec.arrays)
+                    out = jax.device_get(out)
+                    keep = active & (idx >= self.warmup)
+                    if keep.any():
+                        part = jax.tree.map(lambda a: a[:, keep], out)
+                        kept.append(part)
+                        divergences += int(np.sum(part[1]["diverging"]))
+                    done = min(start + L, total)
+                    bar.update(done, divergences)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+            except Exception as exc:
+                partial = self._posterior(kept, model, spec) if kept else None
+                raise SamplingError(
+                    f"sampling failed after {done} of {total} steps: {type(exc).__name__}: {exc}", partial
+                ) from exc
+        if interrupted is not None:
+            if not kept:
+                raise interrupted
+            n = sum(p[1]["diverging"].shape[1] for p in kept)
+            warnings.warn(
+                f"interrupted after {n} of {self.draws} draws per chain; returning the draws made so far",
+                stacklevel=3,
+            )
+        return self._posterior(kept, model, spec)
+
+    def _posterior(self, kept, model, spec) -> DrawsPosterior:
+        values = {k: np.concatenate([p[0][k] for p in kept], axis=1) for k in kept[0][0]}
+        stats = {k: np.concatenate([p[1][k] for p in kept], axis=1) for k in kept[0][1]}
+        observed = {s.name: spec.arrays[s.data_key] for s in spec.observed if s.data_key in spec.arrays}
+        observed_keys = spec.observed_keys
+        constant = {k: v for k, v in spec.arrays.items() if k not in observed_keys}
+        return DrawsPosterior(
+            values,
+            sample_stats=stats,
+            observed_data=observed,
+            constant_data=constant,
+            static_data=dict(spec.static),
+            observed_keys=observed_keys,
+            latent_sites=tuple(s.name for s in spec.latent),
+            model=model,
+            engine=self.settings(),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NUTS(_HMCFamily):
+    """The No-U-Turn sampler (BlackJAX's multinomial, iterative NUTS) with Stan's warmup.
+
+    Parameters
+    ----------
+    chains, warmup, draws
+        Number of chains, warmup (adaptation) steps and kept draws per chain.
+    target_accept
+        Target mean acceptance probability of the step-size adaptation (Stan: 0.8).
+    max_tree_depth
+        Maximum number of trajectory doublings (at most ``2**max_tree_depth`` gradient steps).
+    dense_mass
+        Adapt a dense inverse mass matrix instead of a diagonal one.
+    init
+        ``"uniform"`` (unconstrained values uniform in ``[-init_radius, init_radius]``),
+        ``"median"``, ``"sample"`` (a prior draw), or a dict of constrained initial values.
+    progress
+        Show warmup and sampling progress bars.
+    """
+
+    max_tree_depth: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int("max_tree_depth", self.max_tree_depth)
+
+    def _kernel_settings(self):
+        return (self.max_tree_depth,)
+
+    def kernel(self):
+        import blackjax
+
+        base = blackjax.nuts.build_kernel()
+        depth = self.max_tree_depth
+
+        def step(key, state, logdensity, step_size, inverse_mass_matrix):
+            return base(key, state, logdensity, step_size, inverse_mass_matrix, max_num_doublings=depth)
+
+        def stats(info):
+            return {
+                "diverging": info.is_divergent,
+                "energy": info.energy,
+                "acceptance_rate": info.acceptance_rate,
+                "tree_depth": info.num_trajectory_expansions,
+                "n_steps": info.num_integration_steps,
+            }
+
+        return step, stats
+
+
+@dataclasses.dataclass(frozen=True)
+class HMC(_HMCFamily):
+    """Static Hamiltonian Monte Carlo with `num_steps` leapfrog steps per draw and Stan's warmup.
+
+    Same settings as `NUTS`, with ``num_steps`` in place of ``max_tree_depth``.
+    """
+
+    num_steps: int = 16
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive_int("num_steps", self.num_steps)
+
+    def _kernel_settings(self):
+        return (self.num_steps,)
+
+    def kernel(self):
+        import blackjax
+
+        base = blackjax.hmc.build_kernel()
+        n = self.num_steps
+
+        def step(key, state, logdensity, step_size, inverse_mass_matrix):
+            return base(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps=n)
+
+        def stats(info):
+            return {
+                "diverging": info.is_divergent,
+                "energy": info.energy,
+                "acceptance_rate": info.acceptance_rate,
+                "n_steps": info.num_integration_steps,
+            }
+
+        return step, stats
+
+
+def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
+    """Say which sites make the log density (or its gradient) non-finite at a failed start."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+    from numpyro.infer.util import potential_energy, unconstrain_fn
+
+    kwargs = spec.kwargs()
+    chain_key = jax.random.split(key, max(bad_chains) + 1)[bad_chains[0]]
+    seeded = handlers.substitute(handlers.seed(model.fn, chain_key), substitute_fn=strategy.make(strategy.values))
+    tr = handlers.trace(seeded).get_trace(**kwargs)
+    problems = []
+    for name, site in tr.items():
+        if site["type"] != "sample":
+            continue
+        lp = float(jnp.sum(site["fn"].log_prob(site["value"])))
+        if not math.isfinite(lp):
+            kind = "observed" if site["is_observed"] else "latent"
+            problems.append(f"{name!r} ({kind}) has log density {lp}")
+    if not problems:
+        latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+        params = unconstrain_fn(model.fn, (), kwargs, latent)
+        grads = jax.grad(lambda p: potential_energy(model.fn, (), kwargs, p))(params)
+        problems = [f"{n!r} (latent) has a non-finite gradient" for n, g in grads.items() if not np.isfinite(g).all()]
+    where = "; ".join(problems) or "the total log density is not finite"
+    return (
+        f"no initial point with a finite log density and gradient was found for chain(s) "
+        f"{', '.join(map(str, bad_chains))} of model {model.name!r} after 100 tries with "
+        f"{strategy.describe()}. At the last try: {where}. Check that observed values lie in the "
+        "support of their distributions, or pass init={...} with valid values."
+    )

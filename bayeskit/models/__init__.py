@@ -1,0 +1,1 @@
+"""Structured models (processes, state-space models, ...) that specialised engines fit."""
