@@ -157,13 +157,13 @@ class NumPyroModel:
                             name=name,
                             kind="observed" if observed else "latent",
                             shape=tuple(np.shape(value)),
-                            dtype=value.dtype,
+                            dtype=_dtype(value),
                             discrete=bool(s["fn"].support.is_discrete),
                             data_key=key,
                         )
                     )
                 elif s["type"] == "deterministic":
-                    sites.append(Site(name, "deterministic", tuple(np.shape(s["value"])), s["value"].dtype))
+                    sites.append(Site(name, "deterministic", tuple(np.shape(s["value"])), _dtype(s["value"])))
             return None
 
         try:
@@ -197,6 +197,10 @@ class NumPyroModel:
                     f"{where} contains {int(bad.sum())} non-finite value(s) (NaN or inf), "
                     f"first at index {first}; remove or impute them before fitting"
                 )
+
+
+def _dtype(value):
+    return value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
 
 
 def as_model(model) -> NumPyroModel | StructuredModel:

@@ -49,7 +49,8 @@ def check(posterior) -> ConvergenceReport:
         v = np.asarray(v, dtype=float)
         if np.isfinite(v).any() and np.nanmax(v) > max_rhat:
             max_rhat, worst = float(np.nanmax(v)), name
-    min_ess = min((float(np.nanmin(v)) for v in es.values() if np.size(v)), default=float("nan"))
+    finite_ess = [float(np.min(v[np.isfinite(v)])) for v in map(np.asarray, es.values()) if np.isfinite(v).any()]
+    min_ess = min(finite_ess, default=float("nan"))
     stats = posterior.sample_stats
     divergences = int(np.sum(stats["diverging"])) if "diverging" in stats else 0
     bfmi = tuple(float(b) for b in arviz_bridge.bfmi(posterior)) if "energy" in stats and draws > 1 else ()

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class InitStrategy:
         from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
 
         if self.kind == "values":
-            return init_to_value(values=values, init_strategy=init_to_uniform(radius=self.radius))
+            return init_to_value(values=values)  # sites without a value: NumPyro's init_to_uniform
         if self.kind == "median":
             return init_to_median(num_samples=15)
         if self.kind == "sample":
@@ -64,7 +64,7 @@ class InitStrategy:
         if self.kind == "uniform":
             return f"init='uniform' (unconstrained values in [-{self.radius}, {self.radius}])"
         if self.kind == "values":
-            return f"init={{{', '.join(self.values)}}} (others uniform in [-{self.radius}, {self.radius}])"
+            return f"init={{{', '.join(self.values)}}} (other sites uniform in [-2, 2])"
         return f"init={self.kind!r}"
 
 
@@ -165,8 +165,11 @@ class _HMCFamily(Engine):
             keys = jax.random.split(jax.random.fold_in(key, attempt), self.chains)
             retry, retry_found = program.start(keys, spec.arrays, strategy.values)
             take = ~found & np.asarray(retry_found)
-            state = jax.tree.map(lambda new, old: np.where(take.reshape((-1,) + (1,) * (np.ndim(old) - 1)), new, old),
-                                 retry, state)
+            state = jax.tree.map(
+                lambda new, old, take=take: np.where(take.reshape((-1,) + (1,) * (np.ndim(old) - 1)), new, old),
+                retry,
+                state,
+            )
             found = found | take
         if not found.all():
             raise InitializationError(_explain_init_failure(model, spec, strategy, key, np.flatnonzero(~found)))
@@ -196,7 +199,7 @@ class _HMCFamily(Engine):
                     out = jax.device_get(out)
                     keep = active & (idx >= self.warmup)
                     if keep.any():
-                        part = jax.tree.map(lambda a: a[:, keep], out)
+                        part = jax.tree.map(lambda a, keep=keep: a[:, keep], out)
                         kept.append(part)
                         divergences += int(np.sum(part[1]["diverging"]))
                     done = min(start + L, total)
@@ -331,6 +334,8 @@ def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
     from numpyro import handlers
     from numpyro.infer.util import potential_energy, unconstrain_fn
 
+    from .program import INIT_TRIES
+
     kwargs = spec.kwargs()
     chain_key = jax.random.split(key, max(bad_chains) + 1)[bad_chains[0]]
     seeded = handlers.substitute(handlers.seed(model.fn, chain_key), substitute_fn=strategy.make(strategy.values))
@@ -339,7 +344,9 @@ def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
     for name, site in tr.items():
         if site["type"] != "sample":
             continue
-        lp = float(jnp.sum(site["fn"].log_prob(site["value"])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # NumPyro's out-of-support notice: we report it
+            lp = float(jnp.sum(site["fn"].log_prob(site["value"])))
         if not math.isfinite(lp):
             kind = "observed" if site["is_observed"] else "latent"
             problems.append(f"{name!r} ({kind}) has log density {lp}")
@@ -351,7 +358,7 @@ def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
     where = "; ".join(problems) or "the total log density is not finite"
     return (
         f"no initial point with a finite log density and gradient was found for chain(s) "
-        f"{', '.join(map(str, bad_chains))} of model {model.name!r} after 100 tries with "
+        f"{', '.join(map(str, bad_chains))} of model {model.name!r} after {INIT_TRIES} tries with "
         f"{strategy.describe()}. At the last try: {where}. Check that observed values lie in the "
         "support of their distributions, or pass init={...} with valid values."
     )

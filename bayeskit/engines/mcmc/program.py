@@ -211,9 +211,13 @@ def _sharded(start, chunk, shards: int):
 
     mesh = Mesh(np.array(jax.devices()[:shards]), ("chain",))
     C, R = P("chain"), P()
-    start_s = _jit(jax.shard_map(start, mesh=mesh, in_specs=(C, R, R), out_specs=C))
-    chunk_s = _jit(jax.shard_map(chunk, mesh=mesh, in_specs=(C, C, R, R), out_specs=C))
-    return start_s, chunk_s
+
+    def smap(f, in_specs):
+        # Each device runs its own chains; nothing is replicated that needs checking, and BlackJAX's
+        # kernels mix device-varying and replicated values in cond branches, which the check rejects.
+        return _jit(jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=C, check_vma=False))
+
+    return smap(start, (C, R, R)), smap(chunk, (C, C, R, R))
 
 
 def shard_count(chains: int) -> int:

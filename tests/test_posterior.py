@@ -1,0 +1,144 @@
+"""The Posterior contract: sample, predict, summary, ArviZ, netCDF round trip, diagnostics, plots."""
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import bayeskit as bk
+from bayeskit.diagnostics import bfmi, check, save_rank_plot, save_trace_plot, warn_if_problems
+
+from .conftest import normal_mean_posterior
+
+
+def regression(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0, 10))
+    b = numpyro.sample("b", dist.Normal(0, 10))
+    s = numpyro.sample("s", dist.HalfNormal(2))
+    mean = numpyro.deterministic("mean", a + b * x)
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(mean, s), obs=y)
+
+
+@pytest.fixture(scope="module")
+def reg_fit():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-2, 2, 30)
+    y = 1.0 + 2.0 * x + 0.5 * rng.standard_normal(30)
+    return bk.fit(regression, data={"x": x, "y": y}, engine=bk.NUTS(chains=2, warmup=300, draws=500, progress=False),
+                  seed=0)
+
+
+def test_summary_columns(normal_fit):
+    table = normal_fit.summary()
+    assert list(table.columns) == ["mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk",
+                                   "ess_tail", "r_hat"]
+    assert list(table.index) == ["mu", "mu_sq"]
+    eti = normal_fit.summary(interval="eti", ci_prob=0.9)
+    assert {"eti_5%", "eti_95%", "r_hat"} <= set(eti.columns)
+    mu = normal_fit.draws["mu"].ravel()
+    assert eti.loc["mu", "eti_5%"] == pytest.approx(np.quantile(mu, 0.05))
+    with pytest.raises(bk.ConfigError, match="`interval` must be"):
+        normal_fit.summary(interval="hpd")
+
+
+def test_summary_interval_covers_exact(normal_fit, normal_data):
+    # the 94% HDI of the draws brackets the exact posterior mean
+    mean, _ = normal_mean_posterior(normal_data["sigma"], normal_data["y"])
+    row = normal_fit.summary().loc["mu"]
+    assert row["hdi_3%"] < mean < row["hdi_97%"]
+
+
+def test_to_arviz_groups(reg_fit):
+    idata = reg_fit.to_arviz()
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
+    assert idata.posterior["b"].shape == (2, 500)
+    assert idata.posterior["mean"].dims == ("chain", "draw", "mean_dim_0")
+    np.testing.assert_array_equal(idata.observed_data["y"].values, reg_fit.observed_data["y"])
+    assert "x" in idata.constant_data
+
+
+def test_sample(reg_fit):
+    draws = reg_fit.sample(100, seed=1)
+    assert set(draws) == {"a", "b", "s", "mean"}
+    assert draws["mean"].shape == (100, 30)
+    np.testing.assert_array_equal(draws["a"], reg_fit.sample(100, seed=1)["a"])
+    # without replacement while n <= chains x draws: every draw at most once
+    labelled = bk.DrawsPosterior({"i": np.arange(1000.0).reshape(2, 500)})
+    assert np.unique(labelled.sample(1000, seed=0)["i"]).size == 1000
+    assert reg_fit.sample(5000, seed=0)["a"].shape == (5000,)
+    with pytest.raises(bk.ConfigError, match="`n` must be a positive int"):
+        reg_fit.sample(0)
+
+
+def test_predict_new_inputs(reg_fit):
+    x_new = np.array([-1.0, 0.0, 3.0])
+    pred = reg_fit.predict({"x": x_new}, seed=0)
+    assert pred["y"].shape == (1000, 3)
+    # the predictive mean at x is a + b x averaged over draws
+    a, b = reg_fit.draws["a"].ravel(), reg_fit.draws["b"].ravel()
+    np.testing.assert_allclose(pred["mean"], a[:, None] + b[:, None] * x_new)
+    # predictive sd = sqrt(var(a + b x) + E[s^2]); compare with 1000 draws (relative error of an sd ~ 2%)
+    expect = np.sqrt(np.var(a[:, None] + b[:, None] * x_new, axis=0) + np.mean(reg_fit.draws["s"] ** 2))
+    np.testing.assert_allclose(pred["y"].std(axis=0), expect, rtol=0.1)
+    # default: the fit's own inputs; n: a subset of draws
+    assert reg_fit.predict(n=50)["y"].shape == (50, 30)
+
+
+def test_predict_rejects_unknown_argument(reg_fit):
+    with pytest.raises(bk.DataError, match="data key 'z' is not an argument"):
+        reg_fit.predict({"z": np.ones(3)})
+
+
+def test_save_load_round_trip_is_exact(reg_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    reg_fit.save(path)
+    back = bk.load(path)
+    for group in ("draws", "sample_stats", "observed_data", "constant_data"):
+        ours, theirs = getattr(reg_fit, group), getattr(back, group)
+        assert set(ours) == set(theirs), group
+        for k in ours:
+            assert ours[k].dtype == theirs[k].dtype, (group, k)
+            np.testing.assert_array_equal(ours[k], theirs[k])
+    assert back.engine == reg_fit.engine and back.latent_sites == reg_fit.latent_sites
+    with pytest.raises(bk.ModelError, match="bk.load\\(path, model=model\\)"):
+        back.predict()
+    with_model = bk.load(path, model=regression)
+    np.testing.assert_array_equal(with_model.predict(seed=3)["y"], reg_fit.predict(seed=3)["y"])
+
+
+def test_saved_file_is_arviz_netcdf(reg_fit, tmp_path):
+    from bayeskit.diagnostics.arviz_bridge import _arviz
+
+    path = tmp_path / "fit.nc"
+    reg_fit.save(path)
+    idata = _arviz().from_netcdf(path)
+    np.testing.assert_array_equal(idata.posterior["b"].values, reg_fit.draws["b"])
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(bk.ConfigError, match="is not a file"):
+        bk.load(tmp_path / "missing.nc")
+
+
+def test_diagnostics_report(normal_fit):
+    report = check(normal_fit)
+    assert report.max_rhat < 1.01 and report.divergences == 0 and report.problems == []
+    assert report.min_ess_bulk > 800
+    assert len(bfmi(normal_fit)) == 4 and (bfmi(normal_fit) > 0.3).all()
+
+
+def test_rhat_warning_carries_the_number():
+    # two chains stuck in different places: R-hat far above 1.01
+    rng = np.random.default_rng(0)
+    draws = {"x": np.stack([rng.normal(0, 1, 500), rng.normal(3, 1, 500)])}
+    post = bk.DrawsPosterior(draws, sample_stats={"diverging": np.zeros((2, 500), bool)})
+    with pytest.warns(bk.ConvergenceWarning, match=r"max R-hat \d\.\d+ > 1.01 \(for x\)"):
+        warn_if_problems(post)
+
+
+def test_plots_are_png(reg_fit, tmp_path):
+    for fn, name in ((save_trace_plot, "trace.png"), (save_rank_plot, "rank.png")):
+        path = fn(reg_fit, tmp_path / name, var_names=["a", "b"])
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
