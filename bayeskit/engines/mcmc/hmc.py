@@ -130,7 +130,6 @@ class _HMCFamily(Engine):
         return InitStrategy(self.init, float(self.init_radius), {})
 
     def fit(self, model: NumPyroModel, data, key) -> DrawsPosterior:
-        import jax
 
         from .program import get_program, shard_count
 
@@ -147,23 +146,30 @@ class _HMCFamily(Engine):
             raise ConfigError(f"`init` names {unknown[0]!r}, which is not a latent site of model {model.name!r}")
         program = get_program(model, spec, self, strategy, shard_count(self.chains))
 
-        init_key, run_key = jax.random.split(key)
-        state = self._start(program, init_key, model, spec, strategy)
-        return self._run(program, state, jax.random.split(run_key, self.chains), model, spec)
+        # Per-chain keys and start candidates come from the seed through NumPy's SeedSequence:
+        # pure in the seed, and no random-number program to compile before sampling starts.
+        init_seq, run_seq = np.random.SeedSequence(np.asarray(key).tolist()).spawn(2)
+        state = self._start(program, init_seq, model, spec, strategy)
+        return self._run(program, state, _raw_keys(run_seq, self.chains), model, spec)
 
-    def _start(self, program, key, model, spec, strategy):
-        """Starting states; chains without a valid candidate retry with fresh keys (same program)."""
+    def _start(self, program, seq, model, spec, strategy):
+        """Starting states; chains without a valid candidate retry with fresh draws (same program)."""
         import jax
 
         from .program import INIT_BATCH, INIT_TRIES
 
-        state, found = program.start(jax.random.split(key, self.chains), spec.arrays, strategy.values)
+        def attempt(seq):
+            rng = np.random.default_rng(seq)
+            uniforms = rng.random((self.chains, INIT_BATCH, program.dim))
+            return program.start(_raw_keys(seq, self.chains), uniforms, spec.arrays, strategy.values)
+
+        retries = seq.spawn(INIT_TRIES // INIT_BATCH)
+        state, found = attempt(retries[0])
         found = np.asarray(found)
-        for attempt in range(1, INIT_TRIES // INIT_BATCH):
+        for retry_seq in retries[1:]:
             if found.all():
                 return state
-            keys = jax.random.split(jax.random.fold_in(key, attempt), self.chains)
-            retry, retry_found = program.start(keys, spec.arrays, strategy.values)
+            retry, retry_found = attempt(retry_seq)
             take = ~found & np.asarray(retry_found)
             state = jax.tree.map(
                 lambda new, old, take=take: np.where(take.reshape((-1,) + (1,) * (np.ndim(old) - 1)), new, old),
@@ -172,7 +178,8 @@ class _HMCFamily(Engine):
             )
             found = found | take
         if not found.all():
-            raise InitializationError(_explain_init_failure(model, spec, strategy, key, np.flatnonzero(~found)))
+            bad = np.flatnonzero(~found)
+            raise InitializationError(_explain_init_failure(model, spec, strategy, retries[-1], bad))
         return state
 
     def _run(self, program, state, chain_keys, model, spec) -> DrawsPosterior:
@@ -327,7 +334,12 @@ class HMC(_HMCFamily):
         return step, stats
 
 
-def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
+def _raw_keys(seq: np.random.SeedSequence, n: int) -> np.ndarray:
+    """`n` raw JAX PRNG keys (uint32[2]) drawn from a NumPy SeedSequence."""
+    return seq.generate_state(2 * n, dtype=np.uint32).reshape(n, 2)
+
+
+def _explain_init_failure(model, spec, strategy, seq, bad_chains) -> str:
     """Say which sites make the log density (or its gradient) non-finite at a failed start."""
     import jax
     import jax.numpy as jnp
@@ -337,7 +349,7 @@ def _explain_init_failure(model, spec, strategy, key, bad_chains) -> str:
     from .program import INIT_TRIES
 
     kwargs = spec.kwargs()
-    chain_key = jax.random.split(key, max(bad_chains) + 1)[bad_chains[0]]
+    chain_key = _raw_keys(seq, max(bad_chains) + 1)[bad_chains[0]]
     seeded = handlers.substitute(handlers.seed(model.fn, chain_key), substitute_fn=strategy.make(strategy.values))
     tr = handlers.trace(seeded).get_trace(**kwargs)
     problems = []

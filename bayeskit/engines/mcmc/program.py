@@ -105,21 +105,24 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
 
     kernel, info_stats = engine.kernel()
     adapt_init, adapt_update = window_adaptation(engine.dense_mass, engine.target_accept)
-    candidate = _candidate_fn(fn, kwargs, init_strategy, dim, prototype_dtype)
+    candidates = _candidates_fn(fn, kwargs, init_strategy, prototype_dtype)
 
-    def start(chain_keys, arrays, init_values):
+    def start(chain_keys, uniforms, arrays, init_values):
         """Per chain: the first of INIT_BATCH candidates with a finite log density and gradient.
 
-        The host calls this again with fresh keys for chains that found none (`found` False),
-        up to INIT_TRIES candidates in all; a loop here would double the compile time.
+        ``uniforms`` (chains, INIT_BATCH, dim) are U(0, 1) draws made on the host: the default
+        strategy needs nothing else, so this program has no random-number code to compile (XLA:CPU
+        takes seconds over threefry). Other strategies run the model with ``chain_keys``.
+        The host calls this again for chains that found none (`found` False), up to INIT_TRIES
+        candidates in all; a loop here would double the compile time.
         """
         import blackjax
 
         logdensity = logdensity_fn(arrays)
         value_and_grad = jax.value_and_grad(logdensity)
 
-        def one(key):
-            positions = jax.vmap(lambda k: candidate(k, arrays, init_values))(jax.random.split(key, INIT_BATCH))
+        def one(key, u):
+            positions = candidates(key, u, arrays, init_values)
             values, grads = jax.vmap(value_and_grad)(positions)
             ok = jnp.isfinite(values) & jnp.all(jnp.isfinite(grads), axis=-1)
             pick = jnp.argmax(ok)
@@ -127,7 +130,7 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
             step0 = jnp.asarray(engine.initial_step_size, prototype_dtype)
             return ChainState(hmc, adapt_init(dim, step0)), ok[pick]
 
-        state, found = jax.vmap(one)(chain_keys)
+        state, found = jax.vmap(one)(chain_keys, uniforms)
         # Strong types throughout, so the state chunk() returns has the avals it was compiled for.
         return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state), found
 
@@ -174,24 +177,26 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
     )
 
 
-def _candidate_fn(fn, kwargs, init_strategy, dim, dtype):
-    """``candidate(key, arrays, init_values) -> flat unconstrained position`` for one start attempt."""
+def _candidates_fn(fn, kwargs, init_strategy, dtype):
+    """``candidates(key, uniforms, arrays, init_values) -> (INIT_BATCH, dim)`` flat unconstrained starts."""
     from numpyro import handlers
     from numpyro.infer.util import unconstrain_fn
 
     if init_strategy.kind == "uniform":  # no model run needed
         r = init_strategy.radius
-        return lambda key, arrays, init_values: jax.random.uniform(
-            key, (dim,), minval=-r, maxval=r, dtype=dtype
-        )
+        return lambda key, u, arrays, init_values: (2 * u - 1).astype(dtype) * r
 
-    def candidate(key, arrays, init_values):
+    def one(key, arrays, init_values):
         model = handlers.substitute(handlers.seed(fn, key), substitute_fn=init_strategy.make(init_values))
         tr = handlers.trace(model).get_trace(**kwargs(arrays))
         latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
         return ravel_pytree(unconstrain_fn(fn, (), kwargs(arrays), latent))[0].astype(dtype)
 
-    return candidate
+    def candidates(key, u, arrays, init_values):
+        keys = jax.random.split(key, INIT_BATCH)
+        return jax.vmap(lambda k: one(k, arrays, init_values))(keys)
+
+    return candidates
 
 
 def _compiler_options() -> dict:
@@ -217,7 +222,7 @@ def _sharded(start, chunk, shards: int):
         # kernels mix device-varying and replicated values in cond branches, which the check rejects.
         return _jit(jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=C, check_vma=False))
 
-    return smap(start, (C, R, R)), smap(chunk, (C, C, R, R))
+    return smap(start, (C, C, R, R)), smap(chunk, (C, C, R, R))
 
 
 def shard_count(chains: int) -> int:

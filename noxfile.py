@@ -1,0 +1,70 @@
+"""Development tasks: ``nox -s tests lint docs examples bench`` (``nox -l`` lists them).
+
+Each session gets its own virtual environment under ``.nox/`` made with the standard ``venv``
+module and Python 3.11 (found on PATH as ``python3.11``). To use another interpreter, e.g. on a
+machine with only 3.12: ``nox -s tests --force-python 3.12``. Arguments after ``--`` go to the
+underlying command, e.g. ``nox -s tests -- -k posterior -x``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import nox
+
+PYTHON = "3.11"
+LINT_PATHS = ("bayeskit", "tests", "benchmarks", "examples", "noxfile.py")
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests", "docs"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Fast test tier, in parallel: pytest -m "not slow" -n auto."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def slow(session: nox.Session) -> None:
+    """Long statistical and benchmark-style tests: pytest -m slow."""
+    session.install("-e", ".[dev]")
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check (rules in pyproject.toml); formatting is not enforced."""
+    session.install("ruff>=0.6")
+    paths = [p for p in LINT_PATHS if os.path.exists(p)]
+    session.run("ruff", "check", *paths, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the mkdocs-material site into site/, failing on any warning."""
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5")
+    # NO_MKDOCS_2_WARNING: silences mkdocs-material's end-of-life banner (not a build warning)
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python=PYTHON)
+def examples(session: nox.Session) -> None:
+    """Run every examples/*.py in its short form (BAYESKIT_FAST=1)."""
+    scripts = sorted(glob.glob("examples/*.py"))
+    if not scripts:
+        session.skip("no examples/*.py")
+    session.install("-e", ".")
+    for script in scripts:
+        session.log(f"running {script}")
+        session.run("python", script, env={"BAYESKIT_FAST": "1", "MPLBACKEND": "Agg"})
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """bayeskit NUTS vs NumPyro NUTS: python benchmarks/nuts_vs_numpyro.py [options]."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/nuts_vs_numpyro.py", *session.posargs)
