@@ -37,9 +37,11 @@ def test_summary_columns(normal_fit):
     eti = normal_fit.summary(interval="eti", ci_prob=0.9)
     assert {"eti_5%", "eti_95%", "r_hat"} <= set(eti.columns)
     mu = normal_fit.draws["mu"].ravel()
-    assert eti.loc["mu", "eti_5%"] == pytest.approx(np.quantile(mu, 0.05))
+    assert eti.loc["mu", "eti_5%"] == pytest.approx(np.quantile(mu, 0.05), abs=5e-3)  # ArviZ rounds
     with pytest.raises(bk.ConfigError, match="`interval` must be"):
         normal_fit.summary(interval="hpd")
+    assert list(normal_fit.summary(kind="stats", interval="eti").columns) == ["mean", "sd", "eti_3%", "eti_97%"]
+    assert "eti_3%" not in normal_fit.summary(kind="diagnostics", interval="eti").columns
 
 
 def test_summary_interval_covers_exact(normal_fit, normal_data):
@@ -83,6 +85,18 @@ def test_predict_new_inputs(reg_fit):
     np.testing.assert_allclose(pred["y"].std(axis=0), expect, rtol=0.1)
     # default: the fit's own inputs; n: a subset of draws
     assert reg_fit.predict(n=50)["y"].shape == (50, 30)
+
+
+def test_scalar_observation_is_observed_data():
+    # a Python number passed as the observation is data: recorded, and simulated by predict
+    def model(y):  # no default: predict passes y=None
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+
+    post = bk.fit(model, data={"y": 1.0}, engine=bk.NUTS(chains=2, warmup=200, draws=500, progress=False), seed=0)
+    assert post.observed_keys == ("y",) and float(post.observed_data["y"]) == 1.0 and post.static_data == {}
+    # predictive: mu | y ~ N(0.5, 1/2), so y_rep ~ N(0.5, sqrt(1.5)); sd of 1000 draws within 10%
+    assert post.predict(seed=0)["y"].std() == pytest.approx(np.sqrt(1.5), rel=0.1)
 
 
 def test_predict_rejects_unknown_argument(reg_fit):
@@ -134,6 +148,14 @@ def test_rhat_warning_carries_the_number():
     draws = {"x": np.stack([rng.normal(0, 1, 500), rng.normal(3, 1, 500)])}
     post = bk.DrawsPosterior(draws, sample_stats={"diverging": np.zeros((2, 500), bool)})
     with pytest.warns(bk.ConvergenceWarning, match=r"max R-hat \d\.\d+ > 1.01 \(for x\)"):
+        warn_if_problems(post)
+
+
+def test_low_ess_warning():
+    # a random walk: strongly autocorrelated, bulk ESS far below 100 per chain
+    walk = np.cumsum(np.random.default_rng(0).normal(size=(2, 400)), axis=1)
+    post = bk.DrawsPosterior({"x": walk})
+    with pytest.warns(bk.ConvergenceWarning, match=r"min ESS_bulk \d+ < 200 \(100 per chain\)"):
         warn_if_problems(post)
 
 

@@ -138,6 +138,7 @@ class NumPyroModel:
         from numpyro.infer import init_to_uniform
 
         static, arrays = self.split_data(data)
+        static_keys = {k for k, _ in static}
         sites: list[Site] = []
 
         def trace_sites(arrs):
@@ -151,7 +152,8 @@ class NumPyroModel:
                     observed = bool(s["is_observed"])
                     key = None
                     if observed:
-                        key = ids.get(id(value), name if name in arrs else None)
+                        # an array argument passed straight to obs=, else the argument named like the site
+                        key = ids.get(id(value), name if name in arrs or name in static_keys else None)
                     sites.append(
                         Site(
                             name=name,
@@ -174,6 +176,12 @@ class NumPyroModel:
             raise ModelError(
                 f"model {self.name!r} failed when run with the given data: {type(exc).__name__}: {exc}"
             ) from exc
+        # An observation given as a Python number is data, not a setting: keep it with the arrays
+        # so it is recorded as observed and a new value does not recompile.
+        observed_static = {s.data_key for s in sites if s.kind == "observed"} & static_keys
+        if observed_static:
+            arrays = {**arrays, **{k: np.asarray(v) for k, v in static if k in observed_static}}
+            static = tuple((k, v) for k, v in static if k not in observed_static)
         spec = ModelSpec(tuple(sites), static, arrays)
         self._check_finite(spec)
         if not spec.latent:

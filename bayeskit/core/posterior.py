@@ -169,7 +169,7 @@ class DrawsPosterior(Posterior):
             kwargs.update(dict(static))
             kwargs.update(arrays)
         for k in self.observed_keys:
-            kwargs.pop(k, None)
+            kwargs[k] = None  # the model simulates what it observed in the fit
         if n is None:
             c, d = self.shape
             latent = {k: self.draws[k].reshape((c * d,) + self.draws[k].shape[2:]) for k in self.latent_sites}

@@ -26,40 +26,35 @@ def to_inference_data(posterior):
 
 
 def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", **kwargs):
-    """Per-scalar table: mean, sd, interval (HDI or equal-tailed), MCSE, ESS bulk/tail, R-hat."""
+    """Per-scalar table: mean, sd, a `ci_prob` interval, MCSE, ESS bulk/tail, R-hat.
+
+    ``interval="hdi"`` gives the highest-density interval (ArviZ's default), ``"eti"`` the
+    equal-tailed one (quantiles (1 - ci_prob)/2 and (1 + ci_prob)/2). ``kind`` is ArviZ's:
+    "all", "stats" or "diagnostics".
+    """
     from ..core.errors import ConfigError
 
     if interval not in ("hdi", "eti"):
         raise ConfigError(f"`interval` must be 'hdi' or 'eti', got {interval!r}")
     if not 0 < ci_prob < 1:
         raise ConfigError(f"`ci_prob` must be in (0, 1), got {ci_prob!r}")
+    if kind not in ("all", "stats", "diagnostics"):
+        raise ConfigError(f"`kind` must be 'all', 'stats' or 'diagnostics', got {kind!r}")
     az = _arviz()
     idata = to_inference_data(posterior)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "shape validation failed" for 1-chain posteriors
-        if interval == "hdi":
-            return az.summary(idata, kind=kind, hdi_prob=ci_prob, **kwargs)
-        table = az.summary(idata, kind="diagnostics" if kind == "all" else kind, **kwargs)
-        stats = az.summary(idata, kind="stats", hdi_prob=ci_prob, stat_focus="median", **kwargs)
-        lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
-        draws = {k: np.asarray(v) for k, v in idata.posterior.data_vars.items()}
-        flat = {}
-        for name, arr in draws.items():
-            arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
-            for j, col in enumerate(_labels(name, draws[name].shape[2:])):
-                flat[col] = arr[:, j]
-        table.insert(0, "mean", [float(np.mean(flat[c])) for c in table.index])
-        table.insert(1, "sd", [float(np.std(flat[c], ddof=1)) for c in table.index])
-        table.insert(2, f"eti_{lo:.0%}", [float(np.quantile(flat[c], lo)) for c in table.index])
-        table.insert(3, f"eti_{hi:.0%}", [float(np.quantile(flat[c], hi)) for c in table.index])
-        del stats
-        return table
-
-
-def _labels(name, shape):
-    if not shape:
-        return [name]
-    return [f"{name}[{', '.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+        table = az.summary(idata, kind=kind, hdi_prob=ci_prob, **kwargs)
+        if interval == "eti" and kind != "diagnostics":
+            # ArviZ's median-focused summary carries the equal-tailed interval; keep mean and sd.
+            eti = az.summary(idata, kind="stats", hdi_prob=ci_prob, stat_focus="median", **kwargs)
+            hdi_cols = [c for c in table.columns if c.startswith("hdi_")]
+            eti_cols = [c for c in eti.columns if c.startswith("eti_")]
+            at = table.columns.get_loc(hdi_cols[0])
+            table = table.drop(columns=hdi_cols)
+            for offset, col in enumerate(eti_cols):
+                table.insert(at + offset, col, eti[col])
+    return table
 
 
 def rhat(posterior) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from . import arviz_bridge
 
 RHAT_THRESHOLD = 1.01  # Vehtari et al. (2021)
 BFMI_THRESHOLD = 0.3  # Betancourt (2016): below this the energy distribution is poorly explored
+ESS_PER_CHAIN = 100  # Vehtari et al. (2021): bulk ESS under 100 per chain makes R-hat and MCSE unreliable
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ConvergenceReport:
     min_ess_bulk: float
     divergences: int
     draws: int
+    chains: int
     bfmi: tuple[float, ...]
 
     @property
@@ -31,6 +33,9 @@ class ConvergenceReport:
         if self.divergences:
             pct = 100 * self.divergences / self.draws
             out.append(f"{self.divergences} divergent transitions ({pct:.1f}% of {self.draws} draws)")
+        need = ESS_PER_CHAIN * self.chains
+        if self.min_ess_bulk < need:
+            out.append(f"min ESS_bulk {self.min_ess_bulk:.0f} < {need} ({ESS_PER_CHAIN} per chain)")
         low = [f"{b:.2f}" for b in self.bfmi if b < BFMI_THRESHOLD]
         if low:
             out.append(f"E-BFMI below {BFMI_THRESHOLD} in {len(low)} chain(s): {', '.join(low)}")
@@ -54,7 +59,7 @@ def check(posterior) -> ConvergenceReport:
     stats = posterior.sample_stats
     divergences = int(np.sum(stats["diverging"])) if "diverging" in stats else 0
     bfmi = tuple(float(b) for b in arviz_bridge.bfmi(posterior)) if "energy" in stats and draws > 1 else ()
-    return ConvergenceReport(max_rhat, worst, min_ess, divergences, chains * draws, bfmi)
+    return ConvergenceReport(max_rhat, worst, min_ess, divergences, chains * draws, chains, bfmi)
 
 
 def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport:

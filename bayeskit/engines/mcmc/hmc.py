@@ -50,10 +50,10 @@ class InitStrategy:
         return (self.kind, self.radius, shapes)
 
     def make(self, values):
-        from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
+        from numpyro.infer import init_to_median, init_to_sample, init_to_uniform
 
         if self.kind == "values":
-            return init_to_value(values=values)  # sites without a value: NumPyro's init_to_uniform
+            return _init_to_values(values, self.radius)
         if self.kind == "median":
             return init_to_median(num_samples=15)
         if self.kind == "sample":
@@ -64,8 +64,24 @@ class InitStrategy:
         if self.kind == "uniform":
             return f"init='uniform' (unconstrained values in [-{self.radius}, {self.radius}])"
         if self.kind == "values":
-            return f"init={{{', '.join(self.values)}}} (other sites uniform in [-2, 2])"
+            return f"init={{{', '.join(self.values)}}} (other sites uniform in [-{self.radius}, {self.radius}])"
         return f"init={self.kind!r}"
+
+
+def _init_to_values(values: dict, radius: float):
+    """NumPyro init strategy: the given constrained values, other latent sites uniform in [-radius, radius]."""
+    from numpyro.infer import init_to_uniform
+
+    fallback = init_to_uniform(radius=radius)
+
+    def strategy(site=None):
+        if site is None:
+            return strategy
+        if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
+            return values[site["name"]]
+        return fallback(site)
+
+    return strategy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +207,7 @@ class _HMCFamily(Engine):
         done = 0
         interrupted = None
         with Progress(self.warmup, self.draws, self.chains, self.progress, desc=model.name) as bar:
+            bar.update(0)  # open the first bar now, so its clock includes compiling
             try:
                 for start in range(0, total, L):
                     idx = np.arange(start, start + L)
@@ -300,28 +317,41 @@ class NUTS(_HMCFamily):
 
 @dataclasses.dataclass(frozen=True)
 class HMC(_HMCFamily):
-    """Static Hamiltonian Monte Carlo with `num_steps` leapfrog steps per draw and Stan's warmup.
+    """Hamiltonian Monte Carlo with about `num_steps` leapfrog steps per draw and Stan's warmup.
 
-    Same settings as `NUTS`, with ``num_steps`` in place of ``max_tree_depth``.
+    Same settings as `NUTS`, with ``num_steps`` in place of ``max_tree_depth``. With ``jitter``
+    (default) each draw takes a number of steps uniform on ``[ceil(num_steps/2), floor(3 num_steps/2)]``
+    (independent of the state, so the chain stays exact): a fixed path length can resonate with
+    the posterior's periods and mix very slowly.
     """
 
     num_steps: int = 16
+    jitter: bool = True
 
     def __post_init__(self):
         super().__post_init__()
         _positive_int("num_steps", self.num_steps)
+        if not isinstance(self.jitter, bool):
+            raise ConfigError(f"`jitter` must be a bool, got {self.jitter!r}")
 
     def _kernel_settings(self):
-        return (self.num_steps,)
+        return (self.num_steps, self.jitter)
 
     def kernel(self):
         import blackjax
+        import jax
 
         base = blackjax.hmc.build_kernel()
-        n = self.num_steps
+        n, jitter = self.num_steps, self.jitter
+        low, high = (n + 1) // 2, (3 * n) // 2
 
         def step(key, state, logdensity, step_size, inverse_mass_matrix):
-            return base(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps=n)
+            if jitter:
+                key, key_steps = jax.random.split(key)
+                steps = jax.random.randint(key_steps, (), low, high + 1)
+            else:
+                steps = n
+            return base(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps=steps)
 
         def stats(info):
             return {

@@ -37,7 +37,7 @@ class Progress:
         """`done`: steps completed by every chain so far (warmup and sampling together)."""
         if not self.enabled:
             return
-        if done <= self.warmup and self.warmup > 0:
+        if done < self.warmup or (done == self.warmup and self._phase == "warmup"):
             if self._phase != "warmup":
                 self._open("warmup", self.warmup)
             self._bar.n = done
