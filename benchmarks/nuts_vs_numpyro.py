@@ -329,7 +329,7 @@ def notes(args) -> list[str]:
 
 def markdown(results, info, args) -> str:
     out = [
-        "# NUTS: bayeskit vs NumPyro",
+        "### Results",
         "",
         f"Machine: {info['cpu']}, {info['cpu_count']} cores (`os.cpu_count()`), {info['platform']}; "
         f"JAX {info['jax']} ({info['jax_backend']}, {info['jax_devices']} device(s)), NumPyro {info['numpyro']}, "

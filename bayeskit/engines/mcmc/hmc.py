@@ -304,13 +304,7 @@ class NUTS(_HMCFamily):
             return base(key, state, logdensity, step_size, inverse_mass_matrix, max_num_doublings=depth)
 
         def stats(info):
-            return {
-                "diverging": info.is_divergent,
-                "energy": info.energy,
-                "acceptance_rate": info.acceptance_rate,
-                "tree_depth": info.num_trajectory_expansions,
-                "n_steps": info.num_integration_steps,
-            }
+            return {**_transition_stats(info), "tree_depth": info.num_trajectory_expansions}
 
         return step, stats
 
@@ -353,15 +347,17 @@ class HMC(_HMCFamily):
                 steps = n
             return base(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps=steps)
 
-        def stats(info):
-            return {
-                "diverging": info.is_divergent,
-                "energy": info.energy,
-                "acceptance_rate": info.acceptance_rate,
-                "n_steps": info.num_integration_steps,
-            }
+        return step, _transition_stats
 
-        return step, stats
+
+def _transition_stats(info) -> dict:
+    """Per-draw statistics every HMC-family transition reports, under ArviZ's names."""
+    return {
+        "diverging": info.is_divergent,
+        "energy": info.energy,
+        "acceptance_rate": info.acceptance_rate,
+        "n_steps": info.num_integration_steps,
+    }
 
 
 def _raw_keys(seq: np.random.SeedSequence, n: int) -> np.ndarray:
