@@ -13,6 +13,7 @@ with ``shard_map`` (chains run independently, so no cross-device traffic).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -199,14 +200,29 @@ def _candidates_fn(fn, kwargs, init_strategy, dtype):
     return candidates
 
 
-def _compiler_options() -> dict:
-    # XLA:CPU spends most of a NUTS compile in expensive LLVM passes that buy little for
-    # loop-bound samplers (measured: faster compile and no slower sampling). GPU keeps defaults.
-    return {"xla_llvm_disable_expensive_passes": True} if jax.default_backend() == "cpu" else {}
+# XLA:CPU options that cut the compile time of a NUTS program without slowing sampling
+# (measured on garch11 and kidiq, 3 runs each: first fit 1 s faster, sampling unchanged).
+# LLVM's expensive passes buy little for loop-bound samplers; the newer fusion emitters
+# generate more code per fusion. GPU keeps its defaults.
+_CPU_COMPILE_OPTIONS = {"xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False}
+
+
+@functools.cache
+def _compiler_options() -> tuple:
+    if jax.default_backend() != "cpu":
+        return ()
+    usable = []
+    for name, value in _CPU_COMPILE_OPTIONS.items():
+        try:  # XLA renames and drops options between releases: keep only those this one knows
+            jax.jit(lambda x: x, compiler_options={name: value}).lower(1.0).compile()
+        except Exception:  # noqa: BLE001 (XLA raises its own error types)
+            continue
+        usable.append((name, value))
+    return tuple(usable)
 
 
 def _jit(f, **kwargs):
-    return jax.jit(f, compiler_options=_compiler_options(), **kwargs)
+    return jax.jit(f, compiler_options=dict(_compiler_options()), **kwargs)
 
 
 def _sharded(start, chunk, shards: int):

@@ -31,24 +31,25 @@ class Progress:
         self._phase = phase
         label = f"{self.desc} {phase}".strip()
         self._bar = tqdm(total=total, desc=label, unit="it", dynamic_ncols=True, leave=True)
-        self._bar.set_postfix_str(f"{self.chains} chains")
+        self._bar.set_postfix_str(f"{self.chains} chains", refresh=False)
 
     def update(self, done: int, divergences: int = 0) -> None:
         """`done`: steps completed by every chain so far (warmup and sampling together)."""
         if not self.enabled:
             return
-        if done < self.warmup or (done == self.warmup and self._phase == "warmup"):
-            if self._phase != "warmup":
+        if self.warmup and done <= self.warmup and self._phase in (None, "warmup"):
+            if self._phase is None:
                 self._open("warmup", self.warmup)
             self._bar.n = done
-        else:
-            if self._phase != "sampling":
-                if self._phase == "warmup":
-                    self._bar.n = self.warmup
-                self._open("sampling", self.draws)
-            self._bar.n = done - self.warmup
-            self.divergences = divergences
-            self._bar.set_postfix_str(f"{self.chains} chains, {divergences} divergences")
+            self._bar.refresh()
+            if done < self.warmup:
+                return
+            done = self.warmup  # warmup complete: start the sampling bar's clock now
+        if self._phase != "sampling":
+            self._open("sampling", self.draws)
+        self._bar.n = done - self.warmup
+        self.divergences = divergences
+        self._bar.set_postfix_str(f"{self.chains} chains, {divergences} divergences", refresh=False)
         self._bar.refresh()
 
     def close(self):
