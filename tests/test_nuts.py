@@ -118,6 +118,19 @@ def test_second_fit_compiles_nothing(normal_data):
     assert len(compiles) > first
 
 
+def test_latent_shapes_follow_data_shapes():
+    # the number of latent effects follows the data: a cached program must not be reused across shapes
+    def effects(sigma, y=None):
+        with numpyro.plate("j", sigma.shape[0]):
+            theta = numpyro.sample("theta", dist.Normal(0.0, 1.0))
+            numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+    engine = bk.NUTS(chains=2, warmup=100, draws=100, progress=False)
+    for n in (3, 5):
+        post = bk.fit(effects, data={"sigma": np.ones(n), "y": np.zeros(n)}, engine=engine, seed=0)
+        assert post.draws["theta"].shape == (2, 100, n)
+
+
 def test_init_values_are_used():
     def model():
         numpyro.sample("x", dist.Normal(0.0, 1.0))

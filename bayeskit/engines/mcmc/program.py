@@ -1,8 +1,8 @@
 """The compiled sampler: initialisation, and one loop body for warmup and sampling.
 
-A `Program` is built once per (model function, static data, engine settings) and
-cached; JAX caches its executables per array shape, so a second fit of the same
-model with same-shaped data compiles nothing. The loop runs in fixed-length chunks
+A `Program` is built once per (model function, static data, data shapes, engine
+settings) and cached, so a second fit of the same model with same-shaped data
+compiles nothing. The loop runs in fixed-length chunks
 of steps: between chunks the host updates the progress bar and keeps what is
 done, so an interrupted run loses nothing already sampled.
 
@@ -41,7 +41,7 @@ class ChainState(NamedTuple):
 class Program:
     """Compiled pieces for one model, data layout and engine."""
 
-    start: Any  # (chain_keys, arrays, init_values) -> (ChainState, found a valid start per chain)
+    start: Any  # (chain_keys, uniforms, arrays, init_values) -> (ChainState, found a valid start per chain)
     chunk: Any  # (ChainState, chain_keys, xs, arrays) -> (ChainState, outputs per chain and step)
     dim: int
     chunk_len: int
@@ -62,7 +62,8 @@ def chunk_length(total: int) -> int:
 
 def get_program(model, spec, engine, init_strategy, shards: int) -> Program:
     try:
-        key = (model.fn, spec.static, engine.compile_key(), init_strategy.key, shards)
+        # Array shapes are part of the key: the unconstrained layout (dim, unravel) depends on them.
+        key = (model.fn, spec.static, spec.array_signature(), engine.compile_key(), init_strategy.key, shards)
         hash(key)
     except TypeError:  # an unhashable model callable: build without caching
         return _build(model, spec, engine, init_strategy, shards)
