@@ -179,6 +179,26 @@ def test_interrupt_keeps_draws(normal_data, monkeypatch):
     assert np.isfinite(post.draws["mu"]).all()
 
 
+def test_failure_part_way_keeps_draws(normal_data, monkeypatch):
+    """An error part-way through sampling raises SamplingError carrying the draws made so far."""
+    from bayeskit.engines.mcmc import hmc
+
+    real = hmc.Progress.update
+
+    def fail_late(self, done, divergences=0):
+        real(self, done, divergences)
+        if done >= 240:
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(hmc.Progress, "update", fail_late)
+    expected = r"sampling failed after \d+ of 440 steps: RuntimeError: disk full"
+    with pytest.raises(bk.SamplingError, match=expected) as err:
+        bk.fit(normal_mean_model, data=normal_data, engine=bk.NUTS(chains=2, warmup=40, draws=400), seed=0)
+    partial = err.value.partial
+    assert isinstance(partial, bk.DrawsPosterior) and 150 <= partial.shape[1] < 400
+    assert np.isfinite(partial.draws["mu"]).all()
+
+
 def test_divergences_warn():
     # Neal's funnel, centred, with a large step target: divergences are certain.
     def funnel():

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import DataError, ModelError
 
-STATIC_TYPES = (bool, int, float, complex, str, type(None))
+STATIC_TYPES = (bool, int, float, str, type(None))  # JSON-storable settings; the rest are arrays
 
 
 @runtime_checkable

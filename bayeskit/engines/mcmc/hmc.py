@@ -146,7 +146,6 @@ class _HMCFamily(Engine):
         return InitStrategy(self.init, float(self.init_radius), {})
 
     def fit(self, model: NumPyroModel, data, key) -> DrawsPosterior:
-
         from .program import get_program, shard_count
 
         spec = model.inspect(data)
