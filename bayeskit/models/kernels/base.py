@@ -1,0 +1,79 @@
+"""Kernels: positive-definite covariance functions k(x, x') as small frozen pytrees.
+
+A kernel is a frozen dataclass registered as a JAX pytree: its hyperparameters are leaves
+(so ``jax.grad`` differentiates through them and ``jit``/``vmap`` see arrays), its structural
+settings (depth, activation, smoothness) are static. ``kernel(x1, x2)`` returns the
+``(n1, n2)`` matrix, ``kernel.diag(x)`` the ``(n,)`` diagonal. Inputs are ``(n, d)`` arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.errors import ConfigError, DataError
+
+
+def kernel_dataclass(cls=None, *, static: tuple[str, ...] = ()):
+    """Make `cls` a frozen dataclass and a pytree; fields in `static` are not differentiated."""
+
+    def wrap(c):
+        c = dataclasses.dataclass(frozen=True)(c)
+        fields = [f.name for f in dataclasses.fields(c)]
+        return jax.tree_util.register_dataclass(
+            c, data_fields=[f for f in fields if f not in static], meta_fields=[f for f in fields if f in static]
+        )
+
+    return wrap if cls is None else wrap(cls)
+
+
+def check_positive(owner: str, **values) -> None:
+    """Raise ConfigError for a concrete hyperparameter that is not > 0 (traced values are skipped)."""
+    for name, value in values.items():
+        if isinstance(value, jax.core.Tracer):
+            continue
+        v = np.asarray(value)
+        if not np.all(np.isfinite(v)) or np.any(v <= 0):
+            raise ConfigError(f"{owner}: `{name}` must be positive and finite, got {value!r}")
+
+
+def check_non_negative(owner: str, **values) -> None:
+    for name, value in values.items():
+        if isinstance(value, jax.core.Tracer):
+            continue
+        v = np.asarray(value)
+        if not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise ConfigError(f"{owner}: `{name}` must be >= 0 and finite, got {value!r}")
+
+
+def as_inputs(x, name: str = "x") -> jax.Array:
+    """Inputs as a 2-D ``(n, d)`` array (a 1-D array is n points in one dimension)."""
+    x = jnp.asarray(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise DataError(f"`{name}` must be an (n, d) array of inputs, got shape {x.shape}")
+    return x
+
+
+class Kernel:
+    """Base class: subclasses implement ``matrix(x1, x2)`` and ``diagonal(x)`` on 2-D inputs."""
+
+    def __call__(self, x1, x2=None) -> jax.Array:
+        x1 = as_inputs(x1, "x1")
+        x2 = x1 if x2 is None else as_inputs(x2, "x2")
+        if x1.shape[1] != x2.shape[1]:
+            raise DataError(f"`x1` and `x2` must have the same number of columns, got {x1.shape[1]} and {x2.shape[1]}")
+        return self.matrix(x1, x2)
+
+    def diag(self, x) -> jax.Array:
+        return self.diagonal(as_inputs(x))
+
+    def matrix(self, x1, x2):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def diagonal(self, x):
+        return jnp.diagonal(self.matrix(x, x))

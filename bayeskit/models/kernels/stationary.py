@@ -1,0 +1,66 @@
+"""Stationary kernels for comparison: RBF and Matérn (ν = 1/2, 3/2, 5/2)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ...core.errors import ConfigError
+from .base import Kernel, check_positive, kernel_dataclass
+
+
+def _scaled_sqdist(x1, x2, lengthscale):
+    a, b = x1 / lengthscale, x2 / lengthscale
+    d2 = jnp.sum(a**2, -1)[:, None] + jnp.sum(b**2, -1)[None, :] - 2 * a @ b.T
+    return jnp.maximum(d2, 0.0)
+
+
+def _safe_sqrt(d2):
+    # sqrt with a zero gradient at 0 (distance between duplicate points)
+    positive = d2 > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, d2, 1.0)), 0.0)
+
+
+@kernel_dataclass
+class RBF(Kernel):
+    """k(x, x') = variance · exp(-|x - x'|² / (2 lengthscale²)); `lengthscale` scalar or per dimension."""
+
+    variance: float = 1.0
+    lengthscale: float = 1.0
+
+    def __post_init__(self):
+        check_positive("RBF", variance=self.variance, lengthscale=self.lengthscale)
+
+    def matrix(self, x1, x2):
+        return self.variance * jnp.exp(-0.5 * _scaled_sqdist(x1, x2, self.lengthscale))
+
+    def diagonal(self, x):
+        return jnp.full(x.shape[0], self.variance, dtype=jnp.result_type(x, self.variance))
+
+
+@kernel_dataclass(static=("nu",))
+class Matern(Kernel):
+    """Matérn kernel with smoothness ``nu`` in {0.5, 1.5, 2.5}; r = |x - x'| / lengthscale."""
+
+    variance: float = 1.0
+    lengthscale: float = 1.0
+    nu: float = 2.5
+
+    def __post_init__(self):
+        if self.nu not in (0.5, 1.5, 2.5):
+            raise ConfigError(f"Matern: `nu` must be 0.5, 1.5 or 2.5, got {self.nu!r}")
+        check_positive("Matern", variance=self.variance, lengthscale=self.lengthscale)
+
+    def matrix(self, x1, x2):
+        r = _safe_sqrt(_scaled_sqdist(x1, x2, self.lengthscale))
+        if self.nu == 0.5:
+            k = jnp.exp(-r)
+        elif self.nu == 1.5:
+            s = jnp.sqrt(3.0) * r
+            k = (1 + s) * jnp.exp(-s)
+        else:
+            s = jnp.sqrt(5.0) * r
+            k = (1 + s + s**2 / 3) * jnp.exp(-s)
+        return self.variance * k
+
+    def diagonal(self, x):
+        return jnp.full(x.shape[0], self.variance, dtype=jnp.result_type(x, self.variance))
