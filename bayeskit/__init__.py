@@ -30,6 +30,7 @@ _EXPORTS = {
     "SamplingError": "bayeskit.core.errors",
     "NUTS": "bayeskit.engines.mcmc",
     "HMC": "bayeskit.engines.mcmc",
+    "Exact": "bayeskit.engines.exact",
 }
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 

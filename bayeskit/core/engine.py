@@ -22,11 +22,11 @@ class Engine(abc.ABC):
     def accepts(self, model) -> bool:
         if isinstance(model, self.model_types):
             return True
-        return any(isinstance(self, e) for e in getattr(model, "engines", ()))
+        return type(self).__name__ in getattr(model, "engines", ())
 
     def check_accepts(self, model) -> None:
         if not self.accepts(model):
-            fits = [e.__name__ for e in getattr(model, "engines", ())]
+            fits = list(getattr(model, "engines", ()))
             hint = f"; engines that fit it: {', '.join(fits)}" if fits else ""
             raise IncompatibleEngineError(
                 f"engine {type(self).__name__} cannot fit model {getattr(model, 'name', model)!r} "

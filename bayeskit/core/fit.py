@@ -18,9 +18,9 @@ def default_engine(model) -> Engine:
     for kind, (module, name) in _DEFAULT_ENGINES.items():
         if isinstance(model, kind):
             return getattr(importlib.import_module(module), name)()
-    engines = getattr(model, "engines", ())
+    engines = getattr(model, "engines", ())  # names of bayeskit engines, the default first
     if engines:
-        return engines[0]()
+        return getattr(importlib.import_module("bayeskit"), engines[0])()
     raise ConfigError(f"no default engine for {type(model).__name__}; pass `engine=`")
 
 

@@ -30,10 +30,11 @@ STATIC_TYPES = (bool, int, float, str, type(None))  # JSON-storable settings; th
 class StructuredModel(Protocol):
     """A model object fitted by specialised engines.
 
-    ``engines`` names the engine classes that can fit it; the first is the default.
+    ``engines`` names the bayeskit engines that can fit it (``("Exact",)``); the first is the
+    default. Names, not classes, so models never import engines.
     """
 
-    engines: tuple[type, ...]
+    engines: tuple[str, ...]
 
 
 @dataclass(frozen=True)

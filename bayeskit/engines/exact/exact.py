@@ -1,0 +1,102 @@
+"""`bk.Exact`: closed-form (or quadrature-exact) inference for scale-mixture processes, with
+type-II maximum likelihood of the hyperparameters."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.engine import Engine
+from ...core.errors import ConfigError
+from ...models.processes.process import ScaleMixtureProcess, check_data, with_working_jitter
+from .posterior import ProcessPosterior
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact(Engine):
+    """Exact posterior of a `ScaleMixtureProcess`, after fitting its hyperparameters.
+
+    With ``optimize`` the kernel, noise and scale-prior hyperparameters maximise the log marginal
+    likelihood (type-II ML) by Adam on their logarithms for ``steps`` steps. Hyperparameters
+    that are 0 (e.g. ``bias_var=0``) or negative, and those named in ``fixed`` (paths such as
+    ``"kernel.lengthscale"``, ``"noise"``, ``"scale_prior.a"``), stay as given.
+    """
+
+    optimize: bool = True
+    steps: int = 300
+    learning_rate: float = 0.05
+    fixed: tuple[str, ...] = ()
+    progress: bool = True
+
+    model_types: ClassVar[tuple[type, ...]] = (ScaleMixtureProcess,)
+
+    def __post_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"`steps` must be an int >= 1, got {self.steps!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ConfigError(f"`learning_rate` must be positive, got {self.learning_rate!r}")
+        if isinstance(self.fixed, str) or not all(isinstance(f, str) for f in self.fixed):
+            raise ConfigError(f"`fixed` must be a tuple of hyperparameter paths, got {self.fixed!r}")
+
+    def fit(self, model: ScaleMixtureProcess, data, key) -> ProcessPosterior:
+        X, y = check_data(data)
+        process = with_working_jitter(model, X)
+        history = ()
+        if self.optimize:
+            process, history = self._type2_ml(process, X, y)
+            process = with_working_jitter(process, X)
+        return ProcessPosterior(process, X, y, history)
+
+    def _type2_ml(self, process, X, y):
+        import optax
+
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(process)
+        names = [jax.tree_util.keystr(p).lstrip(".").replace("'", "") for p, _ in leaves]
+        values = [jnp.asarray(v, dtype=y.dtype) for _, v in leaves]
+        unknown = [f for f in self.fixed if f not in names]
+        if unknown:
+            raise ConfigError(f"`fixed` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
+        free = [i for i, (name, v) in enumerate(zip(names, values, strict=True))
+                if name not in self.fixed and name != "jitter" and bool(np.all(np.asarray(v) > 0))]
+        n = y.shape[0]
+
+        def build(theta):
+            vals = list(values)
+            for i, t in zip(free, theta, strict=True):
+                vals[i] = jnp.exp(t)
+            return jax.tree_util.tree_unflatten(treedef, vals)
+
+        def loss(theta):
+            return -build(theta).log_marginal_likelihood(X, y) / n
+
+        theta = [jnp.log(values[i]) for i in free]
+        opt = optax.adam(self.learning_rate)
+        state = opt.init(theta)
+
+        @jax.jit
+        def step(theta, state):
+            value, grad = jax.value_and_grad(loss)(theta)
+            updates, state = opt.update(grad, state)
+            return optax.apply_updates(theta, updates), state, value
+
+        from tqdm.auto import tqdm
+
+        history, best = [], (math.inf, theta)
+        with tqdm(total=self.steps, desc="type-II ML", disable=not self.progress, dynamic_ncols=True) as bar:
+            for _ in range(self.steps):
+                new_theta, new_state, value = step(theta, state)
+                value = float(value)
+                if not math.isfinite(value):
+                    break  # keep the best finite point reached so far
+                if value < best[0]:
+                    best = (value, theta)
+                history.append(-value * n)
+                theta, state = new_theta, new_state
+                bar.update(1)
+                bar.set_postfix_str(f"log ML {-value * n:.3f}", refresh=False)
+        return build(best[1]), history

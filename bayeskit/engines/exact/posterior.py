@@ -1,0 +1,114 @@
+"""The posterior of a scale-mixture process: closed form given the hyperparameters."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import softmax
+
+from ...core.posterior import Posterior, _check_n
+from ...core.seeds import as_key
+from ...models.kernels.base import as_inputs
+from ...models.processes.predictive import ProcessPredictive
+from ...models.processes.quadrature import inverse_gamma_posterior, sigma2_nodes
+from ...models.processes.scale_priors import Fixed, InverseGamma
+
+
+class ProcessPosterior(Posterior):
+    """p(σ², f | X, y) for a fitted `ScaleMixtureProcess`.
+
+    ``predict(X_new)`` gives the predictive distribution of targets (``noisy=True``) or of f;
+    ``sample(n)`` draws σ² and f at the training inputs; ``sample_functions(X_new, n)`` draws
+    whole functions jointly at new inputs.
+    """
+
+    def __init__(self, process, X, y, history=()):
+        self.process, self.X, self.y = process, X, y
+        self.history = tuple(history)
+        self._L, self._alpha, q, logdet = process.factor(X, y)
+        n = y.shape[0]
+        prior = process.scale_prior
+        self.log_marginal_likelihood = float(process.log_marginal_likelihood(X, y))
+        if isinstance(prior, Fixed):
+            self._family, self._s2 = "normal", np.asarray(prior.value)
+        elif isinstance(prior, InverseGamma):
+            a_post, b_post = inverse_gamma_posterior(prior, n, q)
+            self._family, self._ig = "student_t", (float(a_post), float(b_post))
+        else:
+            t, log_w = sigma2_nodes(prior, n, q, logdet)
+            self._family, self._nodes, self._weights = "mixture", np.exp(np.asarray(t)), np.asarray(softmax(log_w))
+
+    def __repr__(self):
+        return (f"ProcessPosterior({type(self.process.kernel).__name__} kernel, "
+                f"{type(self.process.scale_prior).__name__} scale prior, n={self.y.shape[0]}, "
+                f"log marginal likelihood {self.log_marginal_likelihood:.4f})")
+
+    def hyperparameters(self) -> dict:
+        """Hyperparameters by path, e.g. {'kernel.weight_var': 1.7, 'noise': 0.05, ...}."""
+        leaves = jax.tree_util.tree_flatten_with_path(self.process)[0]
+        return {jax.tree_util.keystr(p).lstrip(".").replace("'", ""): np.asarray(v) for p, v in leaves}
+
+    # -- predictions ---------------------------------------------------------------------------------
+    def _conditional(self, X_new, noisy):
+        k = self.process.kernel
+        Ks = k(self.X, X_new)  # (n, m)
+        mean = Ks.T @ self._alpha
+        w = jax.scipy.linalg.solve_triangular(self._L, Ks, lower=True)
+        v = k.diag(X_new) - jnp.sum(w * w, axis=0)
+        v = jnp.maximum(v, 0.0) + (self.process.noise if noisy else 0.0)
+        return np.asarray(mean), np.asarray(v)
+
+    def predict(self, new_data=None, *, noisy: bool = True) -> ProcessPredictive:
+        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X)."""
+        X_new = self.X if new_data is None else as_inputs(new_data["X"] if isinstance(new_data, dict) else new_data,
+                                                              "X")
+        mean, v = self._conditional(X_new, noisy)
+        if self._family == "normal":
+            return ProcessPredictive(mean, v, "normal", self._s2)
+        if self._family == "student_t":
+            a_post, b_post = self._ig
+            return ProcessPredictive(mean, v, "student_t", np.asarray(b_post / a_post), df=2 * a_post)
+        return ProcessPredictive(mean, v, "mixture", self._nodes, weights=self._weights)
+
+    def _sample_s2(self, key, n):
+        if self._family == "normal":
+            return jnp.full((n,), float(self._s2))
+        if self._family == "student_t":
+            a_post, b_post = self._ig
+            return b_post / jax.random.gamma(key, a_post, (n,))
+        idx = jax.random.choice(key, self._nodes.shape[0], (n,), p=jnp.asarray(self._weights))
+        return jnp.asarray(self._nodes)[idx]
+
+    def _draw(self, X_new, n, seed, noisy):
+        """(σ² draws (n,), joint draws of f or targets at X_new (n, m)): f | σ², y is Gaussian."""
+        X_new = as_inputs(X_new, "X_new")
+        k = self.process.kernel
+        Ks = k(self.X, X_new)
+        w = jax.scipy.linalg.solve_triangular(self._L, Ks, lower=True)
+        cov = k(X_new) - w.T @ w
+        m = cov.shape[0]
+        cov = cov + (self.process.noise if noisy else 0.0) * jnp.eye(m, dtype=cov.dtype)
+        # eigen-factor: the conditional covariance is only positive semi-definite
+        vals, vecs = jnp.linalg.eigh((cov + cov.T) / 2)
+        root = vecs * jnp.sqrt(jnp.clip(vals, 0.0))
+        key_s, key_z = jax.random.split(as_key(seed))
+        s2 = self._sample_s2(key_s, n)
+        z = jax.random.normal(key_z, (n, m), dtype=cov.dtype)
+        mean = Ks.T @ self._alpha
+        return np.asarray(s2), np.asarray(mean[None, :] + jnp.sqrt(s2)[:, None] * (z @ root.T))
+
+    def sample_functions(self, X_new, n: int, seed=0, *, noisy: bool = False) -> np.ndarray:
+        """(n, m) joint draws of f(X_new) (or of targets, ``noisy=True``) from the posterior."""
+        return self._draw(X_new, _check_n(n), seed, noisy)[1]
+
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        """`n` joint posterior draws of σ² and of f at the training inputs."""
+        s2, f = self._draw(self.X, _check_n(n), seed, noisy=False)
+        return {"sigma2": s2, "f": f}
+
+    def attrs(self):
+        out = super().attrs()
+        out["bayeskit_log_marginal_likelihood"] = repr(self.log_marginal_likelihood)
+        return out
+

@@ -1,0 +1,115 @@
+"""Scale-mixture processes over functions: kernel + noise + a prior on the scale σ².
+
+    σ² ~ p(σ²),   f | σ² ~ GP(0, σ² K),   y | f, σ² ~ N(f, σ² ε I)
+
+(the noise is scaled by σ² too, as in Lee et al. 2022, which makes the inverse gamma conjugate).
+With A = K(X, X) + ε I, q = yᵀA⁻¹y: the marginal likelihood is the 1-D mixture of
+N(y | 0, σ² A) handled in `quadrature.py`, and the predictive at new inputs is a mixture over σ²
+of N(μ*, σ² v*) with μ* = K*ₓA⁻¹y and v* = k** − K*ₓA⁻¹Kₓ* (+ ε for noisy targets).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.errors import DataError, ModelError
+from ..kernels.base import Kernel, as_inputs, check_non_negative, kernel_dataclass
+from .quadrature import log_marginal
+from .scale_priors import InverseGamma, ScalePrior
+
+MAX_JITTER = 1e-4  # relative to the mean diagonal of A
+
+
+@kernel_dataclass
+class ScaleMixtureProcess:
+    """A Gaussian process (``scale_prior=Fixed()``), Student-t process (``InverseGamma``) or any
+    other scale mixture of a kernel. Fit with ``bk.fit(process, data={"X": X, "y": y}, engine=bk.Exact())``.
+
+    ``noise`` is ε, the noise variance relative to σ²; ``jitter`` is added to the diagonal of A
+    (absolute), normally 0: `bk.Exact` raises it, with a warning, if A is not numerically positive
+    definite (duplicate inputs with tiny noise).
+    """
+
+    kernel: Kernel
+    noise: float = 0.1
+    scale_prior: ScalePrior = InverseGamma()
+    jitter: float = 0.0
+
+    engines = ("Exact",)
+    name = "ScaleMixtureProcess"
+
+    def __post_init__(self):
+        if not isinstance(self.kernel, Kernel):
+            got = type(self.kernel).__name__
+            raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {got}")
+        if not isinstance(self.scale_prior, ScalePrior):
+            raise ModelError(f"`scale_prior` must be a ScalePrior (e.g. InverseGamma(2, 2)), got {self.scale_prior!r}")
+        check_non_negative("ScaleMixtureProcess", noise=self.noise, jitter=self.jitter)
+
+    # -- linear algebra ----------------------------------------------------------------------------
+    def gram(self, X):
+        """A = K(X, X) + (ε + jitter) I."""
+        K = self.kernel(X)
+        return K + (self.noise + self.jitter) * jnp.eye(K.shape[0], dtype=K.dtype)
+
+    def factor(self, X, y):
+        """(Cholesky factor of A, A⁻¹y, q = yᵀA⁻¹y, log|A|)."""
+        L = jnp.linalg.cholesky(self.gram(X))
+        alpha = jax.scipy.linalg.cho_solve((L, True), y)
+        return L, alpha, jnp.dot(y, alpha), 2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
+
+    def log_marginal_likelihood(self, X, y):
+        """log p(y | X, hyperparameters), integrating σ² out."""
+        _, _, q, logdet = self.factor(X, y)
+        return log_marginal(self.scale_prior, y.shape[0], q, logdet)
+
+
+def check_data(data) -> tuple[jax.Array, jax.Array]:
+    """(X, y) from ``data={"X": ..., "y": ...}``, with named errors for bad shapes and values."""
+    if not isinstance(data, dict) or set(data) != {"X", "y"}:
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise DataError(f"`data` for a process must be a dict with keys 'X' and 'y', got {got}")
+    X = as_inputs(data["X"], "X")
+    y = jnp.asarray(data["y"])
+    if y.ndim != 1:
+        raise DataError(f"`y` must be a 1-D array of targets, got shape {y.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise DataError(f"`X` has {X.shape[0]} rows but `y` has {y.shape[0]} entries")
+    for name, arr in (("X", X), ("y", y)):
+        bad = ~np.isfinite(np.asarray(arr))
+        if bad.any():
+            raise DataError(f"`{name}` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
+    return X, y
+
+
+def with_working_jitter(process: ScaleMixtureProcess, X) -> ScaleMixtureProcess:
+    """`process` with the smallest jitter (0, then 1e-10 .. MAX_JITTER times the mean diagonal)
+    that makes A numerically positive definite; warns when jitter is added, raises if none works."""
+    import dataclasses
+
+    A = np.asarray(process.gram(X))
+    scale = float(np.mean(np.diag(A))) if A.size else 1.0
+    for rel in [0.0] + [10.0**k for k in range(-10, -3)]:
+        try:
+            np.linalg.cholesky(A + rel * scale * np.eye(A.shape[0]))
+        except np.linalg.LinAlgError:
+            continue
+        if rel == 0.0:
+            return process
+        jitter = process.jitter + rel * scale
+        warnings.warn(
+            f"the kernel matrix plus noise is not numerically positive definite (duplicate inputs or "
+            f"noise={process.noise}); added jitter {jitter:.3g} to its diagonal",
+            UserWarning,
+            stacklevel=3,
+        )
+        return dataclasses.replace(process, jitter=jitter)
+    raise ModelError(
+        f"the kernel matrix plus noise is not positive definite even with jitter {MAX_JITTER:g} x its mean "
+        f"diagonal; check the kernel hyperparameters and set noise > 0"
+    )
+
