@@ -13,7 +13,7 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError
-from ...models.processes.process import ScaleMixtureProcess, check_data, with_working_jitter
+from ...models.processes.process import ScaleMixtureProcess, check_data, hyperparameter_names, with_working_jitter
 from .posterior import ProcessPosterior
 
 
@@ -55,9 +55,9 @@ class Exact(Engine):
     def _type2_ml(self, process, X, y):
         import optax
 
-        leaves, treedef = jax.tree_util.tree_flatten_with_path(process)
-        names = [jax.tree_util.keystr(p).lstrip(".").replace("'", "") for p, _ in leaves]
-        values = [jnp.asarray(v, dtype=y.dtype) for _, v in leaves]
+        leaves, treedef = jax.tree_util.tree_flatten(process)
+        names = hyperparameter_names(process)
+        values = [jnp.asarray(v, dtype=y.dtype) for v in leaves]
         unknown = [f for f in self.fixed if f not in names]
         if unknown:
             raise ConfigError(f"`fixed` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")

@@ -11,6 +11,7 @@ from ...core.posterior import Posterior, _check_n
 from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
 from ...models.processes.predictive import ProcessPredictive
+from ...models.processes.process import hyperparameter_names
 from ...models.processes.quadrature import inverse_gamma_posterior, sigma2_nodes
 from ...models.processes.scale_priors import Fixed, InverseGamma
 
@@ -46,8 +47,8 @@ class ProcessPosterior(Posterior):
 
     def hyperparameters(self) -> dict:
         """Hyperparameters by path, e.g. {'kernel.weight_var': 1.7, 'noise': 0.05, ...}."""
-        leaves = jax.tree_util.tree_flatten_with_path(self.process)[0]
-        return {jax.tree_util.keystr(p).lstrip(".").replace("'", ""): np.asarray(v) for p, v in leaves}
+        leaves = jax.tree_util.tree_leaves(self.process)
+        return {n: np.asarray(v) for n, v in zip(hyperparameter_names(self.process), leaves, strict=True)}
 
     # -- predictions ---------------------------------------------------------------------------------
     def _conditional(self, X_new, noisy):

@@ -68,6 +68,34 @@ class ScaleMixtureProcess:
         return log_marginal(self.scale_prior, y.shape[0], q, logdet)
 
 
+def hyperparameter_names(process) -> list[str]:
+    """Paths of a process's hyperparameters, e.g. 'kernel.lengthscale', 'noise', 'scale_prior.a'."""
+    paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(process)[0]]
+    return [jax.tree_util.keystr(p).lstrip(".").replace("'", "") for p in paths]
+
+
+def numpyro_model(process: ScaleMixtureProcess, priors: dict):
+    """A NumPyro model over the hyperparameters named in `priors` (path -> numpyro distribution),
+    with σ² integrated out exactly: fit it with ``bk.fit(model, data={"X": X, "y": y}, engine=bk.NUTS())``
+    for full Bayes over hyperparameters. Hyperparameters without a prior keep their values.
+    """
+    import numpyro
+
+    names = hyperparameter_names(process)
+    unknown = [k for k in priors if k not in names]
+    if unknown:
+        raise ModelError(f"`priors` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
+    leaves, treedef = jax.tree_util.tree_flatten(process)
+
+    def model(X, y):
+        values = [numpyro.sample(n, priors[n]) if n in priors else v for n, v in zip(names, leaves, strict=True)]
+        proc = jax.tree_util.tree_unflatten(treedef, values)
+        numpyro.factor("log_marginal_likelihood", proc.log_marginal_likelihood(as_inputs(X, "X"), jnp.asarray(y)))
+
+    model.__name__ = f"{type(process.scale_prior).__name__}_{type(process.kernel).__name__}_process"
+    return model
+
+
 def check_data(data) -> tuple[jax.Array, jax.Array]:
     """(X, y) from ``data={"X": ..., "y": ...}``, with named errors for bad shapes and values."""
     if not isinstance(data, dict) or set(data) != {"X", "y"}:
