@@ -30,13 +30,11 @@ jax.config.update("jax_enable_x64", True)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -52,6 +50,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x "undergoing a refactor" notice
     import arviz as az
 
+from measure import PeakRSS  # noqa: E402  (benchmarks/measure.py)
+
 import bayeskit as bk  # noqa: E402
 import bayeskit.core.fit  # noqa: E402, F401
 import bayeskit.diagnostics.arviz_bridge  # noqa: E402, F401
@@ -63,48 +63,9 @@ import bayeskit.engines.mcmc.progress  # noqa: E402, F401
 from bayeskit.datasets import posteriordb  # noqa: E402
 
 LIBS = ("bayeskit", "numpyro")
-MIB = 2**20
 
 
 # --------------------------------------------------------------------------- measurement
-
-
-class PeakRSS:
-    """Peak host RSS above the value at entry, sampled from /proc/self/statm every `interval` s."""
-
-    PAGE = os.sysconf("SC_PAGE_SIZE")
-
-    def __init__(self, interval: float = 0.01):
-        self.interval = interval
-        self._stop = threading.Event()
-        self._fd = -1
-        self.baseline = self.peak = 0
-
-    def rss(self) -> int:
-        return int(os.pread(self._fd, 256, 0).split()[1]) * self.PAGE
-
-    def _watch(self):
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.rss())
-
-    def __enter__(self):
-        gc.collect()
-        self._fd = os.open("/proc/self/statm", os.O_RDONLY)
-        self.baseline = self.peak = self.rss()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss())
-        os.close(self._fd)
-        return False
-
-    @property
-    def extra_mib(self) -> float:
-        return (self.peak - self.baseline) / MIB
 
 
 def min_ess_bulk(samples: dict, sites) -> float:

@@ -4,6 +4,7 @@ type-II maximum likelihood of the hyperparameters."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -53,8 +54,6 @@ class Exact(Engine):
         return ProcessPosterior(process, X, y, history)
 
     def _type2_ml(self, process, X, y):
-        import optax
-
         leaves, treedef = jax.tree_util.tree_flatten(process)
         names = hyperparameter_names(process)
         values = [jnp.asarray(v, dtype=y.dtype) for v in leaves]
@@ -63,33 +62,17 @@ class Exact(Engine):
             raise ConfigError(f"`fixed` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
         free = [i for i, (name, v) in enumerate(zip(names, values, strict=True))
                 if name not in self.fixed and name != "jitter" and bool(np.all(np.asarray(v) > 0))]
-        n = y.shape[0]
-
-        def build(theta):
-            vals = list(values)
-            for i, t in zip(free, theta, strict=True):
-                vals[i] = jnp.exp(t)
-            return jax.tree_util.tree_unflatten(treedef, vals)
-
-        def loss(theta):
-            return -build(theta).log_marginal_likelihood(X, y) / n
-
+        build, step, init = _optimiser(treedef, tuple(free), float(self.learning_rate))
         theta = [jnp.log(values[i]) for i in free]
-        opt = optax.adam(self.learning_rate)
-        state = opt.init(theta)
-
-        @jax.jit
-        def step(theta, state):
-            value, grad = jax.value_and_grad(loss)(theta)
-            updates, state = opt.update(grad, state)
-            return optax.apply_updates(theta, updates), state, value
+        state = init(theta)
+        n = y.shape[0]
 
         from tqdm.auto import tqdm
 
         history, best = [], (math.inf, theta)
         with tqdm(total=self.steps, desc="type-II ML", disable=not self.progress, dynamic_ncols=True) as bar:
             for _ in range(self.steps):
-                new_theta, new_state, value = step(theta, state)
+                new_theta, new_state, value = step(theta, state, values, X, y)
                 value = float(value)
                 if not math.isfinite(value):
                     break  # keep the best finite point reached so far
@@ -99,4 +82,32 @@ class Exact(Engine):
                 theta, state = new_theta, new_state
                 bar.update(1)
                 bar.set_postfix_str(f"log ML {-value * n:.3f}", refresh=False)
-        return build(best[1]), history
+        return build(best[1], values), history
+
+
+@functools.lru_cache(maxsize=32)
+def _optimiser(treedef, free: tuple[int, ...], learning_rate: float):
+    """(build, jitted Adam step, init) for one process structure; cached so refits compile nothing.
+
+    ``build(theta, values)`` puts exp(theta) into the free leaves; the loss is -log ML / n.
+    """
+    import optax
+
+    def build(theta, values):
+        vals = list(values)
+        for i, t in zip(free, theta, strict=True):
+            vals[i] = jnp.exp(t)
+        return jax.tree_util.tree_unflatten(treedef, vals)
+
+    opt = optax.adam(learning_rate)
+
+    def loss(theta, values, X, y):
+        return -build(theta, values).log_marginal_likelihood(X, y) / y.shape[0]
+
+    @jax.jit
+    def step(theta, state, values, X, y):
+        value, grad = jax.value_and_grad(loss)(theta, values, X, y)
+        updates, state = opt.update(grad, state)
+        return optax.apply_updates(theta, updates), state, value
+
+    return build, step, opt.init
