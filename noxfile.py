@@ -24,14 +24,14 @@ nox.options.sessions = ["lint", "tests", "docs"]
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Fast test tier, in parallel: pytest -m "not slow" -n auto."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,torch]")
     session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def slow(session: nox.Session) -> None:
     """Long statistical and benchmark-style tests: pytest -m slow."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,torch]")
     session.run("pytest", "-m", "slow", *session.posargs)
 
 

@@ -47,7 +47,7 @@ def fully_connected(x1, x2, *, weight_var, bias_var, hidden_layers, maps, xp, di
         dot = xp.sum(x1 * x1, -1)
         pairs = lambda k: (k, k, k)  # noqa: E731
     else:
-        dot = x1 @ x2.T
+        dot = x1 @ x2.mT
         k22 = weight_var * xp.sum(x2 * x2, -1) / d + bias_var
     k11 = weight_var * xp.sum(x1 * x1, -1) / d + bias_var
     nngp = weight_var * dot / d + bias_var
