@@ -64,14 +64,17 @@ def fully_connected(x1, x2, *, weight_var, bias_var, hidden_layers, maps, xp, di
     return nngp, ntk
 
 
+@kernel_dataclass(static=("hidden_layers", "activation", "quadrature_order", "parameterization", "width"))
 class _FullyConnected(Kernel):
-    weight_var: float
-    bias_var: float
-    hidden_layers: int
-    activation: str | Callable
-    quadrature_order: int
-    parameterization: str
-    width: int | None
+    """Settings shared by `NNGP` and `NTK`; ``_which`` picks the kernel of the pair."""
+
+    weight_var: float = 2.0
+    bias_var: float = 0.0
+    hidden_layers: int = 2
+    activation: str | Callable = "relu"
+    quadrature_order: int = 64
+    parameterization: str = "ntk"
+    width: int | None = None
     _which = 0
 
     def __post_init__(self):
@@ -114,13 +117,6 @@ class NNGP(_FullyConnected):
     The NNGP is the same in both parameterisations (``parameterization``, ``width`` unused).
     """
 
-    weight_var: float = 2.0
-    bias_var: float = 0.0
-    hidden_layers: int = 2
-    activation: str | Callable = "relu"
-    quadrature_order: int = 64
-    parameterization: str = "ntk"
-    width: int | None = None
     _which = 0
 
 
@@ -132,11 +128,4 @@ class NTK(_FullyConnected):
     needs the hidden ``width`` n, since that NTK is affine in n (neural-tangents' convention).
     """
 
-    weight_var: float = 2.0
-    bias_var: float = 0.0
-    hidden_layers: int = 2
-    activation: str | Callable = "relu"
-    quadrature_order: int = 64
-    parameterization: str = "ntk"
-    width: int | None = None
     _which = 1
