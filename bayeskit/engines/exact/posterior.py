@@ -52,13 +52,8 @@ class ProcessPosterior(Posterior):
 
     # -- predictions ---------------------------------------------------------------------------------
     def _conditional(self, X_new, noisy):
-        k = self.process.kernel
-        Ks = k(self.X, X_new)  # (n, m)
-        mean = Ks.T @ self._alpha
-        w = jax.scipy.linalg.solve_triangular(self._L, Ks, lower=True)
-        v = k.diag(X_new) - jnp.sum(w * w, axis=0)
-        v = jnp.maximum(v, 0.0) + (self.process.noise if noisy else 0.0)
-        return np.asarray(mean), np.asarray(v)
+        mean, v = _conditional(self.process.kernel, self._L, self._alpha, self.X, X_new)
+        return np.asarray(mean), np.asarray(v) + (self.process.noise if noisy else 0.0)
 
     def predict(self, new_data=None, *, noisy: bool = True) -> ProcessPredictive:
         """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X)."""
@@ -113,3 +108,11 @@ class ProcessPosterior(Posterior):
         out["bayeskit_log_marginal_likelihood"] = repr(self.log_marginal_likelihood)
         return out
 
+
+@jax.jit
+def _conditional(kernel, L, alpha, X, X_new):
+    """Predictive mean K*ₓA⁻¹y and variance per unit σ², k** − K*ₓA⁻¹Kₓ*, at X_new (compiled once
+    per kernel structure and shapes)."""
+    Ks = kernel(X, X_new)  # (n, m)
+    w = jax.scipy.linalg.solve_triangular(L, Ks, lower=True)
+    return Ks.T @ alpha, jnp.maximum(kernel.diag(X_new) - jnp.sum(w * w, axis=0), 0.0)
