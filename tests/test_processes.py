@@ -90,6 +90,11 @@ def test_large_a_gives_the_gaussian_process():
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-4
 
 
+def quad_form():
+    """q = yᵀA⁻¹y for the test data, kernel and noise."""
+    return Y @ np.linalg.solve(gram(KERNEL, NOISE), Y)
+
+
 def fitted(prior, kernel=KERNEL):
     process = ScaleMixtureProcess(kernel, noise=NOISE, scale_prior=prior)
     return bk.fit(process, data={"X": X, "y": Y}, engine=bk.Exact(optimize=False))
@@ -100,9 +105,7 @@ def test_student_t_predictive_density_equals_integral():
     post = fitted(prior)
     pred = post.predict({"X": X_NEW})
     y_star = np.array([0.3, -1.0, 2.0])
-    A = gram(KERNEL, NOISE)
-    q = Y @ np.linalg.solve(A, Y)
-    a_post, b_post = 2.5 + len(Y) / 2, 1.5 + q / 2
+    a_post, b_post = 2.5 + len(Y) / 2, 1.5 + quad_form() / 2
     for j in range(3):
         def integrand(s, j=j):
             return stats.norm(pred.mean[j], np.sqrt(s * pred.v[j])).pdf(y_star[j]) * stats.invgamma(
@@ -116,9 +119,7 @@ def test_mixture_predictive_density_equals_integral():
     post = fitted(prior)
     pred = post.predict({"X": X_NEW})
     y_star = np.array([0.3, -1.0, 2.0])
-    A = gram(KERNEL, NOISE)
-    q = Y @ np.linalg.solve(A, Y)
-    n = len(Y)
+    q, n = quad_form(), len(Y)
 
     def log_post_unnorm(s):  # p(s | y) ∝ s^{-n/2} e^{-q/2s} p(s)
         return -0.5 * n * np.log(s) - 0.5 * q / s + stats.gamma(3.0, scale=0.5).logpdf(s)
@@ -153,9 +154,7 @@ def test_posterior_draws_of_sigma2():
     post = fitted(InverseGamma(2.5, 1.5))
     draws = post.sample(4000, seed=0)
     assert draws["f"].shape == (4000, len(Y))
-    A = gram(KERNEL, NOISE)
-    q = Y @ np.linalg.solve(A, Y)
-    a_post, b_post = 2.5 + len(Y) / 2, 1.5 + q / 2
+    a_post, b_post = 2.5 + len(Y) / 2, 1.5 + quad_form() / 2
     exact = stats.invgamma(a_post, scale=b_post)
     # mean of 4000 independent draws within 4 standard errors
     assert abs(draws["sigma2"].mean() - exact.mean()) < 4 * exact.std() / np.sqrt(4000)

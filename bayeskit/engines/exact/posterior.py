@@ -12,7 +12,7 @@ from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
 from ...models.processes.predictive import ProcessPredictive
 from ...models.processes.process import hyperparameter_names
-from ...models.processes.quadrature import inverse_gamma_posterior, sigma2_nodes
+from ...models.processes.quadrature import inverse_gamma_posterior, log_marginal, sigma2_nodes
 from ...models.processes.scale_priors import Fixed, InverseGamma
 
 
@@ -30,7 +30,7 @@ class ProcessPosterior(Posterior):
         self._L, self._alpha, q, logdet = process.factor(X, y)
         n = y.shape[0]
         prior = process.scale_prior
-        self.log_marginal_likelihood = float(process.log_marginal_likelihood(X, y))
+        self.log_marginal_likelihood = float(log_marginal(process.scale_prior, n, q, logdet))  # reuses the factor
         if isinstance(prior, Fixed):
             self._family, self._s2 = "normal", np.asarray(prior.value)
         elif isinstance(prior, InverseGamma):
