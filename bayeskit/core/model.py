@@ -208,6 +208,11 @@ class NumPyroModel:
                 )
 
 
+def latent_values(trace) -> dict:
+    """Values of the latent (sample, not observed) sites of a NumPyro trace."""
+    return {n: s["value"] for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
+
+
 def _dtype(value):
     return value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
 

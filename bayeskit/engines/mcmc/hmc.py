@@ -19,7 +19,7 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError, InitializationError, ModelError, SamplingError
-from ...core.model import NumPyroModel
+from ...core.model import NumPyroModel, latent_values
 from ...core.posterior import DrawsPosterior
 from .progress import Progress
 
@@ -388,7 +388,7 @@ def _explain_init_failure(model, spec, strategy, seq, bad_chains) -> str:
             kind = "observed" if site["is_observed"] else "latent"
             problems.append(f"{name!r} ({kind}) has log density {lp}")
     if not problems:
-        latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+        latent = latent_values(tr)
         params = unconstrain_fn(model.fn, (), kwargs, latent)
         grads = jax.grad(lambda p: potential_energy(model.fn, (), kwargs, p))(params)
         problems = [f"{n!r} (latent) has a non-finite gradient" for n, g in grads.items() if not np.isfinite(g).all()]

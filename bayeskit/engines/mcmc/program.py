@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...core.model import latent_values
 from .adaptation import AdaptationState, stan_schedule, window_adaptation
 
 _CACHE: OrderedDict = OrderedDict()
@@ -94,7 +95,7 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
         # init_to_uniform supplies values where a prior cannot be sampled (ImproperUniform)
         model = handlers.substitute(handlers.seed(fn, 0), substitute_fn=init_to_uniform())
         tr = handlers.trace(model).get_trace(**kwargs(arrays))
-        latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+        latent = latent_values(tr)
         return unconstrain_fn(fn, (), kwargs(arrays), latent)
 
     shapes = jax.eval_shape(unconstrained_sites, spec.arrays)
@@ -191,7 +192,7 @@ def _candidates_fn(fn, kwargs, init_strategy, dtype):
     def one(key, arrays, init_values):
         model = handlers.substitute(handlers.seed(fn, key), substitute_fn=init_strategy.make(init_values))
         tr = handlers.trace(model).get_trace(**kwargs(arrays))
-        latent = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+        latent = latent_values(tr)
         return ravel_pytree(unconstrain_fn(fn, (), kwargs(arrays), latent))[0].astype(dtype)
 
     def candidates(key, u, arrays, init_values):

@@ -17,12 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...core.errors import ConfigError
-
-
-def _safe_sqrt(x, xp):
-    """sqrt(max(x, 0)) with a zero (not infinite) derivative at 0."""
-    positive = x > 0
-    return xp.where(positive, xp.sqrt(xp.where(positive, x, xp.ones_like(x))), xp.zeros_like(x))
+from .base import safe_sqrt
 
 
 def relu(a, b, c, xp):
@@ -35,7 +30,7 @@ def relu(a, b, c, xp):
     has_norm = norm > 0
     cos = xp.clip(c / xp.where(has_norm, norm, xp.ones_like(norm)), -1.0, 1.0)
     cos = xp.where(has_norm, cos, xp.ones_like(cos))
-    sin = _safe_sqrt(1.0 - cos * cos, xp)
+    sin = safe_sqrt(1.0 - cos * cos, xp)
     theta = xp.atan2(sin, cos)
     e_phi = norm * (sin + (math.pi - theta) * cos) / (2 * math.pi)
     e_dphi = (math.pi - theta) / (2 * math.pi)
@@ -77,7 +72,7 @@ def gauss_hermite(phi: Callable, order: int = 64):
         a, b, c = jnp.broadcast_arrays(a, b, c)
         norm = jnp.sqrt(a * b)
         rho = jnp.clip(c / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
-        rho_perp = _safe_sqrt(1.0 - rho * rho, jnp)
+        rho_perp = safe_sqrt(1.0 - rho * rho, jnp)
         sa, sb = jnp.sqrt(2 * a), jnp.sqrt(2 * b)
 
         def step(acc, node):

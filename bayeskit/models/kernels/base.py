@@ -49,6 +49,12 @@ def check_non_negative(owner: str, **values) -> None:
             raise ConfigError(f"{owner}: `{name}` must be >= 0 and finite, got {value!r}")
 
 
+def safe_sqrt(x, xp=jnp):
+    """sqrt(max(x, 0)) with a zero (not infinite) derivative at 0; ``xp`` is jax.numpy or torch."""
+    positive = x > 0
+    return xp.where(positive, xp.sqrt(xp.where(positive, x, xp.ones_like(x))), xp.zeros_like(x))
+
+
 def as_inputs(x, name: str = "x") -> jax.Array:
     """Inputs as a 2-D ``(n, d)`` array (a 1-D array is n points in one dimension)."""
     x = jnp.asarray(x)

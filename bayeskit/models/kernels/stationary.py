@@ -5,19 +5,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ...core.errors import ConfigError
-from .base import Kernel, check_positive, kernel_dataclass
+from .base import Kernel, check_positive, kernel_dataclass, safe_sqrt
 
 
 def _scaled_sqdist(x1, x2, lengthscale):
     a, b = x1 / lengthscale, x2 / lengthscale
     d2 = jnp.sum(a**2, -1)[:, None] + jnp.sum(b**2, -1)[None, :] - 2 * a @ b.T
     return jnp.maximum(d2, 0.0)
-
-
-def _safe_sqrt(d2):
-    # sqrt with a zero gradient at 0 (distance between duplicate points)
-    positive = d2 > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, d2, 1.0)), 0.0)
 
 
 @kernel_dataclass
@@ -51,7 +45,7 @@ class Matern(Kernel):
         check_positive("Matern", variance=self.variance, lengthscale=self.lengthscale)
 
     def matrix(self, x1, x2):
-        r = _safe_sqrt(_scaled_sqdist(x1, x2, self.lengthscale))
+        r = safe_sqrt(_scaled_sqdist(x1, x2, self.lengthscale))  # zero gradient at duplicate points
         if self.nu == 0.5:
             k = jnp.exp(-r)
         elif self.nu == 1.5:
