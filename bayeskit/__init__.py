@@ -31,6 +31,7 @@ _EXPORTS = {
     "NUTS": "bayeskit.engines.mcmc",
     "HMC": "bayeskit.engines.mcmc",
     "Exact": "bayeskit.engines.exact",
+    "MatrixFree": "bayeskit.engines.exact",
 }
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 

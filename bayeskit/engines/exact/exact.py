@@ -16,6 +16,9 @@ from ...core.engine import Engine
 from ...core.errors import ConfigError
 from ...models.processes.process import ScaleMixtureProcess, check_data, hyperparameter_names, with_working_jitter
 from .posterior import ProcessPosterior
+from .settings import MatrixFree
+
+CHOLESKY_MAX_N = 10_000  # "auto" switches to the matrix-free solver above this many points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +29,10 @@ class Exact(Engine):
     likelihood (type-II ML) by Adam on their logarithms for ``steps`` steps. Hyperparameters
     that are 0 (e.g. ``bias_var=0``) or negative, and those named in ``fixed`` (paths such as
     ``"kernel.lengthscale"``, ``"noise"``, ``"scale_prior.a"``), stay as given.
+
+    ``solver``: "cholesky" (dense, exact), "cg" or a `MatrixFree` (GPyTorch's matrix-free CG and
+    stochastic Lanczos quadrature, for large N; needs the ``torch`` extra), or "auto": Cholesky
+    up to N = 10,000, matrix-free above.
     """
 
     optimize: bool = True
@@ -33,6 +40,7 @@ class Exact(Engine):
     learning_rate: float = 0.05
     fixed: tuple[str, ...] = ()
     progress: bool = True
+    solver: str | MatrixFree = "auto"
 
     model_types: ClassVar[tuple[type, ...]] = (ScaleMixtureProcess,)
 
@@ -43,9 +51,24 @@ class Exact(Engine):
             raise ConfigError(f"`learning_rate` must be positive, got {self.learning_rate!r}")
         if isinstance(self.fixed, str) or not all(isinstance(f, str) for f in self.fixed):
             raise ConfigError(f"`fixed` must be a tuple of hyperparameter paths, got {self.fixed!r}")
+        if not (isinstance(self.solver, MatrixFree) or self.solver in ("auto", "cholesky", "cg")):
+            raise ConfigError(f"`solver` must be 'auto', 'cholesky', 'cg' or a bk.MatrixFree(...), got {self.solver!r}")
+
+    def matrix_free(self, n: int) -> MatrixFree | None:
+        """The matrix-free settings this engine uses for `n` data points, or None for Cholesky."""
+        if isinstance(self.solver, MatrixFree):
+            return self.solver
+        if self.solver == "cg" or (self.solver == "auto" and n > CHOLESKY_MAX_N):
+            return MatrixFree()
+        return None
 
     def fit(self, model: ScaleMixtureProcess, data, key) -> ProcessPosterior:
         X, y = check_data(data)
+        settings = self.matrix_free(y.shape[0])
+        if settings is not None:
+            from .matrix_free import fit_matrix_free
+
+            return fit_matrix_free(self, settings, model, X, y, key)
         process = with_working_jitter(model, X)
         history = ()
         if self.optimize:
@@ -54,35 +77,44 @@ class Exact(Engine):
         return ProcessPosterior(process, X, y, history)
 
     def _type2_ml(self, process, X, y):
+        treedef, values, free = self.free_leaves(process, y.dtype)
+        build, step, init = _optimiser(treedef, tuple(free), float(self.learning_rate))
+        theta = [jnp.log(values[i]) for i in free]
+        best, history = self.optimise(lambda th, st: step(th, st, values, X, y), theta, init(theta), y.shape[0])
+        return build(best, values), history
+
+    def free_leaves(self, process, dtype):
+        """(treedef, leaf values, indices of the leaves to optimise) of a process."""
         leaves, treedef = jax.tree_util.tree_flatten(process)
         names = hyperparameter_names(process)
-        values = [jnp.asarray(v, dtype=y.dtype) for v in leaves]
+        values = [jnp.asarray(v, dtype=dtype) for v in leaves]
         unknown = [f for f in self.fixed if f not in names]
         if unknown:
             raise ConfigError(f"`fixed` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
         free = [i for i, (name, v) in enumerate(zip(names, values, strict=True))
                 if name not in self.fixed and name != "jitter" and bool(np.all(np.asarray(v) > 0))]
-        build, step, init = _optimiser(treedef, tuple(free), float(self.learning_rate))
-        theta = [jnp.log(values[i]) for i in free]
-        state = init(theta)
-        n = y.shape[0]
+        return treedef, values, free
 
+    def optimise(self, step, theta, state, n):
+        """Run ``step(theta, state) -> (theta, state, loss)`` for `steps` steps with a progress bar
+        (loss = -log ML / n). Returns the best finite point and the log ML history; a non-finite
+        loss stops the run there, keeping the best point reached."""
         from tqdm.auto import tqdm
 
         history, best = [], (math.inf, theta)
         with tqdm(total=self.steps, desc="type-II ML", disable=not self.progress, dynamic_ncols=True) as bar:
             for _ in range(self.steps):
-                new_theta, new_state, value = step(theta, state, values, X, y)
+                new_theta, new_state, value = step(theta, state)
                 value = float(value)
                 if not math.isfinite(value):
-                    break  # keep the best finite point reached so far
+                    break
                 if value < best[0]:
                     best = (value, theta)
                 history.append(-value * n)
                 theta, state = new_theta, new_state
                 bar.update(1)
                 bar.set_postfix_str(f"log ML {-value * n:.3f}", refresh=False)
-        return build(best[1], values), history
+        return best[1], history
 
 
 @functools.lru_cache(maxsize=32)

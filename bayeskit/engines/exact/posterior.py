@@ -27,10 +27,19 @@ class ProcessPosterior(Posterior):
     def __init__(self, process, X, y, history=()):
         self.process, self.X, self.y = process, X, y
         self.history = tuple(history)
-        self._L, self._alpha, q, logdet = process.factor(X, y)
-        n = y.shape[0]
-        prior = process.scale_prior
-        self.log_marginal_likelihood = float(log_marginal(process.scale_prior, n, q, logdet))  # reuses the factor
+        q, logdet = self._factorise()
+        self._set_scale_posterior(q, logdet)
+
+    def _factorise(self):
+        """(q, log|A|), keeping what predictions need: here the Cholesky factor and A⁻¹y."""
+        self._L, self._alpha, q, logdet = self.process.factor(self.X, self.y)
+        return q, logdet
+
+    def _set_scale_posterior(self, q, logdet):
+        """p(σ² | y) from q and log|A|: a point mass, an inverse gamma or quadrature nodes."""
+        n = self.y.shape[0]
+        prior = self.process.scale_prior
+        self.log_marginal_likelihood = float(log_marginal(prior, n, q, logdet))
         if isinstance(prior, Fixed):
             self._family, self._s2 = "normal", np.asarray(prior.value)
         elif isinstance(prior, InverseGamma):
@@ -39,6 +48,10 @@ class ProcessPosterior(Posterior):
         else:
             t, log_w = sigma2_nodes(prior, n, q, logdet)
             self._family, self._nodes, self._weights = "mixture", np.exp(np.asarray(t)), np.asarray(softmax(log_w))
+
+    def _root_product(self, Ks):
+        """W (m, r) with W Wᵀ = K*ₓA⁻¹Kₓ* for Ks = K(X, X_new)."""
+        return jax.scipy.linalg.solve_triangular(self._L, Ks, lower=True).T
 
     def __repr__(self):
         return (f"ProcessPosterior({type(self.process.kernel).__name__} kernel, "
@@ -81,8 +94,8 @@ class ProcessPosterior(Posterior):
         X_new = as_inputs(X_new, "X_new")
         k = self.process.kernel
         Ks = k(self.X, X_new)
-        w = jax.scipy.linalg.solve_triangular(self._L, Ks, lower=True)
-        cov = k(X_new) - w.T @ w
+        w = self._root_product(Ks)
+        cov = k(X_new) - w @ w.T
         m = cov.shape[0]
         cov = cov + (self.process.noise if noisy else 0.0) * jnp.eye(m, dtype=cov.dtype)
         # eigen-factor: the conditional covariance is only positive semi-definite

@@ -1,0 +1,72 @@
+"""Settings of the matrix-free solver (importing this module imports no torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from ...core.errors import ConfigError
+
+CACHE_FRACTION = 0.5  # "auto" stores K when it takes at most this share of physical memory
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixFree:
+    """GPyTorch's matrix-free linear algebra for a process: ``bk.Exact(solver=bk.MatrixFree(...))``.
+
+    The marginal likelihood needs q = yᵀA⁻¹y and log|A| (A = K + εI). Here q comes from
+    preconditioned conjugate gradients (relative residual ``tolerance`` while fitting and
+    ``eval_tolerance`` for the posterior's A⁻¹y, at most ``max_iterations``; GPyTorch's defaults are 1 and 0.01),
+    log|A| from stochastic Lanczos quadrature with ``probes`` random probe vectors and
+    ``lanczos_iterations`` Lanczos steps, both preconditioned by a rank-``preconditioner_rank``
+    pivoted Cholesky factor (Gardner et al. 2018). Predictive variances use LOVE, a rank-``love_rank``
+    Lanczos approximation A⁻¹ ≈ R Rᵀ (Pleiss et al. 2018). log|A| and its gradient are unbiased
+    stochastic estimates; ``seed``-for-seed the run is deterministic.
+
+    ``cache``: "auto" keeps K in memory (float64, else float32) when it fits in half the
+    machine's memory, otherwise recomputes it block by block for every product; "float64",
+    "float32" or None force a choice.
+    """
+
+    tolerance: float = 0.01
+    eval_tolerance: float = 0.01
+    max_iterations: int = 1000
+    probes: int = 10
+    lanczos_iterations: int = 20
+    preconditioner_rank: int = 15
+    love_rank: int = 100
+    cache: str | None = "auto"
+
+    def __post_init__(self):
+        for name in ("tolerance", "eval_tolerance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigError(f"MatrixFree: `{name}` must be positive, got {value!r}")
+        for name in ("max_iterations", "probes", "lanczos_iterations", "love_rank"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"MatrixFree: `{name}` must be an int >= 1, got {value!r}")
+        rank = self.preconditioner_rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+            raise ConfigError(f"MatrixFree: `preconditioner_rank` must be an int >= 0, got {rank!r}")
+        if self.cache not in ("auto", "float64", "float32", None):
+            raise ConfigError(f"MatrixFree: `cache` must be 'auto', 'float64', 'float32' or None, got {self.cache!r}")
+
+    def cache_dtype(self, n: int, dtype) -> np.dtype | None:
+        """The dtype K is stored in for `n` points of working `dtype`, or None (recompute)."""
+        if self.cache != "auto":
+            return None if self.cache is None else np.dtype(self.cache)
+        budget = CACHE_FRACTION * _physical_memory()
+        for candidate in (np.dtype(dtype), np.dtype(np.float32)):
+            if n * n * candidate.itemsize <= budget:
+                return candidate
+        return None
