@@ -89,10 +89,10 @@ class MatrixFreeObjective:
         ops = _torch_operator()
         theta = np.concatenate([np.ravel(np.asarray(leaves[i])) for i in self.kernel_idx])
         theta = torch.tensor(theta, dtype=self.y.dtype, requires_grad=requires_grad)
-        noise = torch.tensor(float(leaves[self.noise_idx]) + float(leaves[self.jitter_idx]), dtype=self.y.dtype,
-                             requires_grad=requires_grad)
-        if float(noise) <= 0:
+        noise = float(leaves[self.noise_idx]) + float(leaves[self.jitter_idx])
+        if noise <= 0:
             raise ModelError("the matrix-free solver needs noise > 0 (CG on a singular kernel matrix diverges)")
+        noise = torch.tensor(noise, dtype=self.y.dtype, requires_grad=requires_grad)
         return ops.covariance(self.source, theta, noise), theta, noise
 
     def value_and_grad(self, leaves, seed: int):

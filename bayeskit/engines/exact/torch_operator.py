@@ -32,7 +32,7 @@ def to_jax(t: torch.Tensor) -> jax.Array:
 
 
 def to_torch(a, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a), dtype=like.dtype, device=like.device)
+    return torch.tensor(np.asarray(a), dtype=like.dtype, device=like.device)  # a copy: JAX's buffer is read-only
 
 
 class KernelSource:
