@@ -32,6 +32,7 @@ _EXPORTS = {
     "HMC": "bayeskit.engines.mcmc",
     "Exact": "bayeskit.engines.exact",
     "MatrixFree": "bayeskit.engines.exact",
+    "SparseVariational": "bayeskit.engines.sparse",
 }
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import ClassVar
 
 import jax
@@ -14,6 +13,7 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError
+from ...core.optimise import run_steps
 from ...models.processes.process import ScaleMixtureProcess, check_data, hyperparameter_names, with_working_jitter
 from .posterior import ProcessPosterior
 from .settings import MatrixFree
@@ -96,25 +96,9 @@ class Exact(Engine):
         return treedef, values, free
 
     def optimise(self, step, theta, state, n):
-        """Run ``step(theta, state) -> (theta, state, loss)`` for `steps` steps with a progress bar
-        (loss = -log ML / n). Returns the best finite point and the log ML history; a non-finite
-        loss stops the run there, keeping the best point reached."""
-        from tqdm.auto import tqdm
-
-        history, best = [], (math.inf, theta)
-        with tqdm(total=self.steps, desc="type-II ML", disable=not self.progress, dynamic_ncols=True) as bar:
-            for _ in range(self.steps):
-                new_theta, new_state, value = step(theta, state)
-                value = float(value)
-                if not math.isfinite(value):
-                    break
-                if value < best[0]:
-                    best = (value, theta)
-                history.append(-value * n)
-                theta, state = new_theta, new_state
-                bar.update(1)
-                bar.set_postfix_str(f"log ML {-value * n:.3f}", refresh=False)
-        return best[1], history
+        """Adam steps with a progress bar; the best finite point and the log ML history."""
+        return run_steps(step, theta, state, steps=self.steps, n=n, progress=self.progress, desc="type-II ML",
+                         label="log ML")
 
 
 @functools.lru_cache(maxsize=32)

@@ -76,7 +76,7 @@ class MatrixFreeObjective:
         self.noise_idx, self.jitter_idx = names.index("noise"), names.index("jitter")
         self.n = y.shape[0]
         self.source = source or ops.KernelSource(process.kernel, X, settings.cache_dtype(self.n, y.dtype))
-        self.y = torch.tensor(np.array(y))
+        self.y = torch.tensor(np.array(y), device=ops.torch_device())
         self._scale_part = jax.jit(jax.value_and_grad(self._log_marginal, argnums=(0, 1, 2)))
 
     def _log_marginal(self, leaves, q, logdet):
@@ -88,11 +88,11 @@ class MatrixFreeObjective:
 
         ops = _torch_operator()
         theta = np.concatenate([np.ravel(np.asarray(leaves[i])) for i in self.kernel_idx])
-        theta = torch.tensor(theta, dtype=self.y.dtype, requires_grad=requires_grad)
+        theta = torch.tensor(theta, dtype=self.y.dtype, device=self.y.device, requires_grad=requires_grad)
         noise = float(leaves[self.noise_idx]) + float(leaves[self.jitter_idx])
         if noise <= 0:
             raise ModelError("the matrix-free solver needs noise > 0 (CG on a singular kernel matrix diverges)")
-        noise = torch.tensor(noise, dtype=self.y.dtype, requires_grad=requires_grad)
+        noise = torch.tensor(noise, dtype=self.y.dtype, device=self.y.device, requires_grad=requires_grad)
         return ops.covariance(self.source, theta, noise), theta, noise
 
     def value_and_grad(self, leaves, seed: int):
@@ -103,12 +103,12 @@ class MatrixFreeObjective:
         with solver_context(self.settings, seed):
             A, theta, noise = self.operator(leaves, requires_grad=True)
             q, logdet = A.inv_quad_logdet(inv_quad_rhs=self.y[:, None], logdet=True)
-            value, (g_leaves, g_q, g_logdet) = self._scale_part(leaves, jnp.asarray(float(q)),
-                                                                 jnp.asarray(float(logdet)))
-            weights = [torch.tensor(float(g_q), dtype=q.dtype), torch.tensor(float(g_logdet), dtype=q.dtype)]
+            value, (g_leaves, g_q, g_logdet) = self._scale_part(leaves, jnp.asarray(float(q.detach())),
+                                                                 jnp.asarray(float(logdet.detach())))
+            weights = [torch.tensor(float(g), dtype=q.dtype, device=q.device) for g in (g_q, g_logdet)]
             g_theta, g_noise = torch.autograd.grad([q, logdet], [theta, noise], grad_outputs=weights)
         grads = [np.asarray(g) for g in g_leaves]  # the scale prior's part (kernel and noise: 0 here)
-        offset = 0
+        g_theta, offset = g_theta.cpu(), 0
         for i in self.kernel_idx:  # g_theta is the kernel leaves raveled in order
             size = grads[i].size
             grads[i] = grads[i] + g_theta.numpy()[offset:offset + size].reshape(grads[i].shape)
@@ -178,7 +178,8 @@ class MatrixFreeProcessPosterior(ProcessPosterior):
             alpha = A.solve(y[:, None])[:, 0]
             R = A.root_inv_decomposition(initial_vectors=y[:, None], method="lanczos").root.to_dense()
         self._objective.source.release()  # predictions need K(X_new, X) only
-        self._alpha, self._R = jnp.asarray(alpha.numpy()), jnp.asarray(R.numpy())
+        ops = _torch_operator()
+        self._alpha, self._R = ops.to_jax(alpha), ops.to_jax(R)
         return float(torch.dot(y, alpha)), float(logdet)
 
     def _root_product(self, Ks):

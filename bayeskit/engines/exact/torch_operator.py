@@ -28,11 +28,26 @@ from ...models.processes import blocked
 
 
 def to_jax(t: torch.Tensor) -> jax.Array:
-    return jnp.asarray(t.detach().cpu().numpy())
+    """A torch tensor as a JAX array, zero-copy through DLPack when both sit on the same device."""
+    t = t.detach().contiguous()
+    try:
+        return jax.dlpack.from_dlpack(t)
+    except Exception:  # noqa: BLE001 - any DLPack refusal (device, dtype, layout): copy instead
+        return jnp.asarray(t.cpu().numpy())
 
 
 def to_torch(a, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(np.asarray(a), dtype=like.dtype, device=like.device)  # a copy: JAX's buffer is read-only
+    """A JAX array as a torch tensor on `like`'s device and dtype (zero-copy when they agree)."""
+    try:
+        out = torch.from_dlpack(a)
+    except Exception:  # noqa: BLE001
+        out = torch.tensor(np.asarray(a))
+    return out.to(device=like.device, dtype=like.dtype)
+
+
+def torch_device():
+    """The torch device matching JAX's default backend, so products never cross the bus."""
+    return torch.device("cuda") if jax.default_backend() == "gpu" and torch.cuda.is_available() else torch.device("cpu")
 
 
 class KernelSource:

@@ -112,3 +112,33 @@ class ProcessPredictive:
             return (self.df * self.s2 / 2) / g
         idx = jax.random.choice(key, self.s2.shape[0], (n,), p=jnp.asarray(self.weights))
         return jnp.asarray(self.s2)[idx]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassPredictive:
+    """Predictive class probabilities at m points, ``probs`` (m, C), with the latent functions'
+    moments given σ²: f_c(x) ~ N(``latent_mean``, σ² ``latent_v``) (both (m, C))."""
+
+    probs: np.ndarray
+    latent_mean: np.ndarray
+    latent_v: np.ndarray
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The most probable class per point."""
+        return np.argmax(self.probs, axis=1)
+
+    def entropy(self) -> np.ndarray:
+        """Entropy of the predictive distribution per point, in nats (log C at most)."""
+        p = np.clip(self.probs, 1e-300, 1.0)
+        return -np.sum(self.probs * np.log(p), axis=1)
+
+    def log_prob(self, y) -> np.ndarray:
+        """Log predictive probability of labels `y` (m,)."""
+        y = np.asarray(y)
+        if y.shape != (self.probs.shape[0],):
+            raise ConfigError(f"`y` must have shape ({self.probs.shape[0]},), got {y.shape}")
+        return np.log(np.clip(self.probs[np.arange(y.shape[0]), y.astype(int)], 1e-300, 1.0))
+
+    def accuracy(self, y) -> float:
+        return float(np.mean(self.predicted == np.asarray(y)))
