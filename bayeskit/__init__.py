@@ -33,6 +33,8 @@ _EXPORTS = {
     "Exact": "bayeskit.engines.exact",
     "MatrixFree": "bayeskit.engines.exact",
     "SparseVariational": "bayeskit.engines.sparse",
+    "ParticleFilter": "bayeskit.engines.smc",
+    "PaRIS": "bayeskit.engines.smc",
 }
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 

@@ -1,0 +1,146 @@
+"""`bk.ParticleFilter` and `bk.PaRIS`: sequential Monte Carlo for state-space models."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.engine import Engine
+from ...core.errors import ConfigError, DataError, SamplingError
+from ...models.state_space.base import StateSpaceModel
+from . import filter as smc_filter
+from . import resampling
+from .paris import PaRISExtension
+from .posterior import SMCPosterior
+
+
+def check_observations(data, model, missing: str):
+    """(y (T, p), observed (T,)) from ``data={"y": ...}``; NaN rows are missing only if asked."""
+    if not isinstance(data, dict) or "y" not in data or set(data) - {"y"}:
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise DataError(f"`data` for a state-space model must be a dict with key 'y', got {got}")
+    y = np.asarray(data["y"], dtype=float)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise DataError(f"`y` must be a (T,) or (T, p) array with T >= 2, got shape {y.shape}")
+    p = int(model.obs_dim)
+    if y.shape[1] != p:
+        raise DataError(f"`y` has {y.shape[1]} columns but {type(model).__name__} observes {p} per step")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(1))
+        if missing != "skip" or np.isinf(y).any():
+            raise DataError(f"`y` has non-finite values at time steps {rows[:5].tolist()}"
+                            f"{' ...' if rows.size > 5 else ''}; pass missing='skip' to treat NaN rows as missing")
+        if (bad.any(1) & ~bad.all(1)).any():
+            raise DataError("`y` rows must be wholly NaN (missing) or wholly observed with missing='skip'")
+    return jnp.asarray(np.nan_to_num(y)), jnp.asarray(~bad.any(1))
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParticleFilter(Engine):
+    """A particle filter: bootstrap (default), guided (``proposal=``) or auxiliary (``auxiliary=True``
+    for the look-ahead log g_{t+1}(E[x_{t+1} | x_t], y_{t+1}), or a function log η(x, y_next, t)).
+
+    ``runs`` independent filters run vectorised; the Posterior holds each run's log-likelihood
+    estimate and the first run's filtering moments (and particles, ``keep_particles``, for joint
+    smoothing draws by backward simulation).
+    """
+
+    n_particles: int = 1000
+    resampling: str = "systematic"
+    ess_threshold: float = 0.5
+    proposal: smc_filter.Proposal | None = None
+    auxiliary: bool | Callable = False
+    runs: int = 1
+    missing: str = "error"
+    keep_particles: bool = True
+
+    model_types: ClassVar[tuple[type, ...]] = (StateSpaceModel,)
+
+    def __post_init__(self):
+        _check_int("n_particles", self.n_particles, 2)
+        _check_int("runs", self.runs, 1)
+        resampling.get(self.resampling)
+        if not 0 <= self.ess_threshold <= 1:
+            raise ConfigError(f"`ess_threshold` must be in [0, 1], got {self.ess_threshold!r}")
+        if self.missing not in ("error", "skip"):
+            raise ConfigError(f"`missing` must be 'error' or 'skip', got {self.missing!r}")
+        if self.proposal is not None and not isinstance(self.proposal, smc_filter.Proposal):
+            raise ConfigError(f"`proposal` must be a bk.smc.Proposal, got {type(self.proposal).__name__}")
+
+    def _settings(self, model) -> smc_filter.FilterSettings:
+        lookahead = "default" if self.auxiliary is True else (self.auxiliary if callable(self.auxiliary) else None)
+        return smc_filter.FilterSettings(self.n_particles, self.resampling, self.ess_threshold, self.proposal,
+                                         lookahead, self.keep_particles)
+
+    def _extension(self, model):
+        return None
+
+    def fit(self, model, data, key) -> SMCPosterior:
+        ys, observed = check_observations(data, model, self.missing)
+        settings = self._settings(model)
+        extension = self._extension(model)
+        keys = jax.random.split(key, self.runs)
+        outs, _, functional = _run(model, ys, observed, keys, settings, extension)
+        outs = jax.tree_util.tree_map(np.asarray, outs)
+        increments = outs["log_increment"]  # (runs, T)
+        broken = ~np.isfinite(increments)
+        first = {k: v[0] for k, v in outs.items()}
+        if broken.any():
+            t = int(np.min(np.argmax(broken, axis=1)[broken.any(1)]))
+            partial = SMCPosterior(model, ys, observed, {k: v[:t] for k, v in first.items()},
+                                   increments[:, :t].sum(1), None, self.settings())
+            raise SamplingError(f"all particle weights are zero (log weight -inf) at time step t = {t}: the "
+                                f"observation there is impossible under every particle; check the model or "
+                                f"the data, or use more particles", partial=partial)
+        functional = None if functional is None else np.asarray(functional)
+        return SMCPosterior(model, ys, observed, first, increments.sum(1), functional, self.settings())
+
+
+@dataclasses.dataclass(frozen=True)
+class PaRIS(ParticleFilter):
+    """PaRIS smoothing of an additive functional E[h_init(x_0) + Σ_t h(x_t, x_{t+1}, t) | y] along a
+    particle filter, with ``K`` backward draws per particle (``backward="exact"`` O(N²) per step,
+    or ``"rejection"`` O(N) when the transition density is bounded).
+
+    ``functional(x, x_next, t)`` returns (...) or (..., m) for batched states; the Posterior's
+    ``functional`` is its estimate per run (runs, m).
+    """
+
+    functional: Callable | None = None
+    initial_functional: Callable | None = None
+    K: int = 2
+    backward: str = "exact"
+    keep_particles: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_int("K", self.K, 1)
+        if not callable(self.functional):
+            raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states, "
+                              f"got {self.functional!r}")
+        if self.backward not in ("exact", "rejection"):
+            raise ConfigError(f"`backward` must be 'exact' or 'rejection', got {self.backward!r}")
+
+    def _extension(self, model):
+        extension = PaRISExtension(self.functional, self.K, self.backward, self.initial_functional)
+        extension.check(model)
+        return extension
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "extension"))
+def _run(model, ys, observed, keys, settings, extension):
+    return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension))(keys)

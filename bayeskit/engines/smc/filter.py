@@ -1,0 +1,139 @@
+"""Particle filters as one `lax.scan`: bootstrap, guided and auxiliary, with adaptive resampling.
+
+At t = 0 the particles come from μ (or the proposal's initial law) and are weighted by g_0. Then,
+for t = 0, …, T−2, with normalised log weights log W_t and a look-ahead log η_t (0 unless the
+filter is auxiliary):
+
+    resample (always for the auxiliary filter, else when ESS = 1/Σ W² < threshold · N) with
+        first-stage weights ∝ W_t η_t: ancestors a, base log weight −log N − log η_t(a);
+        otherwise a = identity, base log weight log W_t;
+    propagate x_{t+1} ~ r_t(x_t^a, ·) (q_t for the bootstrap filter), weight
+        log w = base + log g_{t+1}(x_{t+1}, y_{t+1}) + log q_t(x^a, x_{t+1}) − log r_t(x^a, x_{t+1});
+    log p̂(y_{t+1} | y_{0:t}) = log Σ W_t η_t [after resampling] + log Σ exp(log w).
+
+The product of these increments is an unbiased estimate of p(y_{0:T−1}) (Del Moral 2004;
+Pitt & Shephard 1999 for the auxiliary form). An `extension` (e.g. PaRIS) sees each step's
+(x_t, W_t, x_{t+1}) and carries its own state; memory is O(N) unless particles are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+from . import resampling
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """A guided filter's proposal r_t(x_t, ·) for x_{t+1}, which may look at y_{t+1}.
+
+    ``sample(key, x, y_next, t)`` draws one x_{t+1} per row of x; ``log_prob(x, x_next, y_next, t)``
+    is its log density. Optional ``initial_sample(key, y0, n)`` and ``initial_log_prob(x, y0)``
+    replace μ at t = 0.
+    """
+
+    sample: Callable
+    log_prob: Callable
+    initial_sample: Callable | None = None
+    initial_log_prob: Callable | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSettings:
+    n: int
+    resampling: str = "systematic"
+    ess_threshold: float = 0.5
+    proposal: Proposal | None = None
+    lookahead: Callable | str | None = None  # log η_t(x_t, y_{t+1}, t), or "default": the auxiliary filter
+    keep_particles: bool = False
+
+
+def default_lookahead(model, x, y_next, t):
+    """log η = log g_{t+1}(E[x_{t+1} | x_t], y_{t+1}) (Pitt & Shephard's choice)."""
+    return model.observation_log_prob(model.transition(x, t).mean, y_next, t + 1)
+
+
+def _normalise(logw):
+    c = logsumexp(logw)
+    return logw - c, c
+
+
+def _moments(x, logW):
+    W = jnp.exp(logW)[:, None]
+    mean = jnp.sum(W * x, 0)
+    return mean, jnp.sum(W * (x - mean) ** 2, 0)
+
+
+def _log_g(model, x, y, observed, t):
+    return jnp.where(observed, model.observation_log_prob(x, jnp.where(observed, y, 0.0), t), 0.0)
+
+
+def run(model, ys, observed, key, settings: FilterSettings, extension=None):
+    """Filter `ys` (T, p) (``observed`` (T,) marks the steps whose y counts). Returns a dict of
+    per-step outputs (stacked over t = 0..T−1), the final carry and the extension's output."""
+    n = settings.n
+    resample = resampling.get(settings.resampling)
+    proposal, lookahead = settings.proposal, settings.lookahead
+    key_init, key_steps = jax.random.split(key)
+
+    if proposal is not None and proposal.initial_sample is not None:
+        x0 = proposal.initial_sample(key_init, ys[0], n)
+        log_correction = model.initial_log_prob(x0) - proposal.initial_log_prob(x0, ys[0])
+    else:
+        x0 = model.initial_sample(key_init, n)
+        log_correction = 0.0
+    logw0 = _log_g(model, x0, ys[0], observed[0], 0) + log_correction
+    logW0, c0 = _normalise(logw0)
+    ext0 = extension.init(model, x0, logW0) if extension is not None else None
+
+    def record(x, logW, inc, ess, resampled, ancestors):
+        out = {"log_increment": inc, "ess": ess, "resampled": resampled}
+        out["mean"], out["var"] = _moments(x, logW)
+        if settings.keep_particles:
+            out.update(particles=x, log_weights=logW, ancestors=ancestors)
+        return out
+
+    first = record(x0, logW0, c0 - jnp.log(n), 1.0 / jnp.sum(jnp.exp(2 * logW0)), jnp.asarray(False),
+                   jnp.arange(n, dtype=jnp.int32))
+
+    def step(carry, inputs):
+        x, logW, ext = carry
+        t, y_next, obs_next, k = inputs
+        k_res, k_prop, k_ext = jax.random.split(k, 3)
+        ess = 1.0 / jnp.sum(jnp.exp(2 * logW))
+        if lookahead is not None:
+            eta = default_lookahead(model, x, y_next, t) if lookahead == "default" else lookahead(x, y_next, t)
+            log_first, c = _normalise(logW + eta)
+            a = resample(k_res, jnp.exp(log_first), n)
+            base, resampled = -jnp.log(n) - eta[a], jnp.asarray(True)
+        else:
+            c = 0.0
+            resampled = ess < settings.ess_threshold * n
+            a = jax.lax.cond(resampled, lambda: resample(k_res, jnp.exp(logW), n),
+                             lambda: jnp.arange(n, dtype=jnp.int32))
+            base = jnp.where(resampled, -jnp.log(n), logW)
+        xa = x[a]
+        if proposal is None:
+            x_new = model.transition_sample(k_prop, xa, t)
+            log_inc = _log_g(model, x_new, y_next, obs_next, t + 1)
+        else:
+            x_new = proposal.sample(k_prop, xa, y_next, t)
+            log_inc = (_log_g(model, x_new, y_next, obs_next, t + 1) + model.transition_log_prob(xa, x_new, t)
+                       - proposal.log_prob(xa, x_new, y_next, t))
+        logW_new, c2 = _normalise(base + log_inc)
+        if extension is not None:
+            ext = extension.step(model, ext, k_ext, x, logW, x_new, t)
+        ess_new = 1.0 / jnp.sum(jnp.exp(2 * logW_new))
+        return (x_new, logW_new, ext), record(x_new, logW_new, c + c2, ess_new, resampled, a)
+
+    T = ys.shape[0]
+    inputs = (jnp.arange(T - 1), ys[1:], observed[1:], jax.random.split(key_steps, T - 1))
+    (x, logW, ext), outs = jax.lax.scan(step, (x0, logW0, ext0), inputs)
+    outs = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, outs)
+    final = extension.final(model, ext, x, logW) if extension is not None else None
+    return outs, (x, logW), final

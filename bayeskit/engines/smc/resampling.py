@@ -1,0 +1,54 @@
+"""Resampling schemes: N ancestor indices from normalised weights W (all unbiased: E[#copies of i] = N W_i).
+
+Each draws sorted uniforms u_1 < … < u_N and inverts the cumulative weights:
+
+* multinomial: u i.i.d. uniform, sorted (the highest variance);
+* stratified: u_i = (i + U_i)/N, one uniform per stratum;
+* systematic: u_i = (i + U)/N, one uniform in all (the lowest variance in practice);
+* residual: ⌊N W_i⌋ copies of i deterministically, the remaining R draws multinomial on the
+  residual weights N W_i − ⌊N W_i⌋ (normalised).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ...core.errors import ConfigError
+
+
+def _invert(W, u):
+    cdf = jnp.cumsum(W)
+    idx = jnp.searchsorted(cdf, u * cdf[-1], side="right")
+    return jnp.minimum(idx, W.shape[0] - 1).astype(jnp.int32)
+
+
+def multinomial(key, W, n):
+    return _invert(W, jnp.sort(jax.random.uniform(key, (n,), dtype=W.dtype)))
+
+
+def stratified(key, W, n):
+    return _invert(W, (jnp.arange(n, dtype=W.dtype) + jax.random.uniform(key, (n,), dtype=W.dtype)) / n)
+
+
+def systematic(key, W, n):
+    return _invert(W, (jnp.arange(n, dtype=W.dtype) + jax.random.uniform(key, (), dtype=W.dtype)) / n)
+
+
+def residual(key, W, n):
+    scaled = n * W
+    copies = jnp.floor(scaled).astype(jnp.int32)
+    deterministic = jnp.repeat(jnp.arange(W.shape[0], dtype=jnp.int32), copies, total_repeat_length=n)
+    n_det = jnp.sum(copies)
+    rest = scaled - copies
+    drawn = multinomial(key, rest / jnp.maximum(jnp.sum(rest), 1e-300), n)
+    return jnp.where(jnp.arange(n) < n_det, deterministic, drawn)
+
+
+RESAMPLERS = {"multinomial": multinomial, "stratified": stratified, "systematic": systematic, "residual": residual}
+
+
+def get(name: str):
+    if name not in RESAMPLERS:
+        raise ConfigError(f"`resampling` must be one of {sorted(RESAMPLERS)}, got {name!r}")
+    return RESAMPLERS[name]
