@@ -41,8 +41,10 @@ def residual(key, W, n):
     deterministic = jnp.repeat(jnp.arange(W.shape[0], dtype=jnp.int32), copies, total_repeat_length=n)
     n_det = jnp.sum(copies)
     rest = scaled - copies
-    drawn = multinomial(key, rest / jnp.maximum(jnp.sum(rest), 1e-300), n)
-    return jnp.where(jnp.arange(n) < n_det, deterministic, drawn)
+    # i.i.d. (unsorted) draws, of which the first n − n_det fill the places after the deterministic copies
+    drawn = jax.random.categorical(key, jnp.log(rest), shape=(n,)).astype(jnp.int32)
+    positions = jnp.arange(n)
+    return jnp.where(positions < n_det, deterministic, drawn[jnp.maximum(positions - n_det, 0)])
 
 
 RESAMPLERS = {"multinomial": multinomial, "stratified": stratified, "systematic": systematic, "residual": residual}

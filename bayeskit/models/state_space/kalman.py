@@ -15,22 +15,28 @@ import jax.numpy as jnp
 from jax.scipy.stats import multivariate_normal
 
 
-def kalman_filter(model, ys):
-    """(log p(y), filtered means (T, d), covariances (T, d, d), predicted means, predicted covariances)."""
-    A, C, Q, R = model.A, model.C, model.Q, model.R
+def kalman_filter(model, ys, observed=None):
+    """(log p(y), filtered means (T, d), covariances (T, d, d), predicted means, predicted covariances).
 
-    def step(carry, y):
+    ``observed`` (T,) bool marks the steps whose y counts (the others are skipped: missing data).
+    """
+    A, C, Q, R = model.A, model.C, model.Q, model.R
+    ys = jnp.asarray(ys, float).reshape(len(ys), -1)
+    observed = jnp.ones(ys.shape[0], bool) if observed is None else jnp.asarray(observed)
+
+    def step(carry, inputs):
         m_pred, P_pred, loglik = carry
+        y, seen = inputs
         S = C @ P_pred @ C.T + R
-        gain = jnp.linalg.solve(S, C @ P_pred).T
-        loglik = loglik + multivariate_normal.logpdf(y, C @ m_pred, S)
+        gain = jnp.where(seen, jnp.linalg.solve(S, C @ P_pred).T, 0.0)
+        loglik = loglik + jnp.where(seen, multivariate_normal.logpdf(y, C @ m_pred, S), 0.0)
         m = m_pred + gain @ (y - C @ m_pred)
         P = P_pred - gain @ S @ gain.T
         P = 0.5 * (P + P.T)
         return (A @ m, A @ P @ A.T + Q, loglik), (m, P, m_pred, P_pred)
 
     init = (jnp.asarray(model.m0, float), jnp.asarray(model.P0, float), jnp.zeros(()))
-    (_, _, loglik), (m, P, m_pred, P_pred) = jax.lax.scan(step, init, jnp.asarray(ys, float).reshape(len(ys), -1))
+    (_, _, loglik), (m, P, m_pred, P_pred) = jax.lax.scan(step, init, (ys, observed))
     return loglik, m, P, m_pred, P_pred
 
 
