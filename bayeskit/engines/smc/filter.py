@@ -73,9 +73,14 @@ def _log_g(model, x, y, observed, t):
     return jnp.where(observed, model.observation_log_prob(x, jnp.where(observed, y, 0.0), t), 0.0)
 
 
-def run(model, ys, observed, key, settings: FilterSettings, extension=None):
+def run(model, ys, observed, key, settings: FilterSettings, extension=None, reference=None):
     """Filter `ys` (T, p) (``observed`` (T,) marks the steps whose y counts). Returns a dict of
-    per-step outputs (stacked over t = 0..T−1), the final carry and the extension's output."""
+    per-step outputs (stacked over t = 0..T−1), the final carry and the extension's output.
+
+    With a ``reference`` path (T, d) the filter is conditional (Andrieu, Doucet & Holenstein 2010):
+    particle 0 is the reference at every step, its own ancestor, and the others are drawn as usual
+    (use multinomial resampling at every step, ``ess_threshold=1``, for the exact conditional law).
+    """
     n = settings.n
     resample = resampling.get(settings.resampling)
     proposal, lookahead = settings.proposal, settings.lookahead
@@ -87,6 +92,10 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None):
     else:
         x0 = model.initial_sample(key_init, n)
         log_correction = 0.0
+    if reference is not None:
+        x0 = x0.at[0].set(reference[0])
+        if proposal is not None and proposal.initial_sample is not None:
+            log_correction = model.initial_log_prob(x0) - proposal.initial_log_prob(x0, ys[0])
     logw0 = _log_g(model, x0, ys[0], observed[0], 0) + log_correction
     logW0, c0 = _normalise(logw0)
     ext0 = extension.init(model, x0, logW0) if extension is not None else None
@@ -103,7 +112,7 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None):
 
     def step(carry, inputs):
         x, logW, ext = carry
-        t, y_next, obs_next, k = inputs
+        t, y_next, obs_next, ref_next, k = inputs
         k_res, k_prop, k_ext = jax.random.split(k, 3)
         ess = 1.0 / jnp.sum(jnp.exp(2 * logW))
         if lookahead is not None:
@@ -117,23 +126,31 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None):
             a = jax.lax.cond(resampled, lambda: resample(k_res, jnp.exp(logW), n),
                              lambda: jnp.arange(n, dtype=jnp.int32))
             base = jnp.where(resampled, -jnp.log(n), logW)
+        if reference is not None:
+            a = a.at[0].set(0)
+            base = base.at[0].set(jnp.where(resampled, -jnp.log(n), logW[0]) - (eta[0] if lookahead else 0.0))
         xa = x[a]
-        if proposal is None:
-            x_new = model.transition_sample(k_prop, xa, t)
-            log_inc = _log_g(model, x_new, y_next, obs_next, t + 1)
-        else:
-            x_new = proposal.sample(k_prop, xa, y_next, t)
-            log_inc = (_log_g(model, x_new, y_next, obs_next, t + 1) + model.transition_log_prob(xa, x_new, t)
-                       - proposal.log_prob(xa, x_new, y_next, t))
+        sampler = model.transition_sample if proposal is None else (
+            lambda kk, xx, tt: proposal.sample(kk, xx, y_next, tt))
+        x_new = sampler(k_prop, xa, t)
+        if reference is not None:
+            x_new = x_new.at[0].set(ref_next)
+        log_inc = _log_g(model, x_new, y_next, obs_next, t + 1)
+        if proposal is not None:
+            log_inc = log_inc + model.transition_log_prob(xa, x_new, t) - proposal.log_prob(xa, x_new, y_next, t)
         logW_new, c2 = _normalise(base + log_inc)
+        emitted = None
         if extension is not None:
-            ext = extension.step(model, ext, k_ext, x, logW, x_new, t)
+            ext, emitted = extension.step(model, ext, k_ext, x, logW, x_new, t)
         ess_new = 1.0 / jnp.sum(jnp.exp(2 * logW_new))
-        return (x_new, logW_new, ext), record(x_new, logW_new, c + c2, ess_new, resampled, a)
+        return (x_new, logW_new, ext), (record(x_new, logW_new, c + c2, ess_new, resampled, a), emitted)
 
     T = ys.shape[0]
-    inputs = (jnp.arange(T - 1), ys[1:], observed[1:], jax.random.split(key_steps, T - 1))
-    (x, logW, ext), outs = jax.lax.scan(step, (x0, logW0, ext0), inputs)
+    refs = jnp.zeros((T - 1, 1)) if reference is None else reference[1:]
+    inputs = (jnp.arange(T - 1), ys[1:], observed[1:], refs, jax.random.split(key_steps, T - 1))
+    (x, logW, ext), (outs, emitted) = jax.lax.scan(step, (x0, logW0, ext0), inputs)
     outs = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, outs)
+    if emitted is not None:
+        outs["backward_indices"] = emitted  # (T − 1, K, N): the indices at t of the particles at t + 1
     final = extension.final(model, ext, x, logW) if extension is not None else None
     return outs, (x, logW), final

@@ -67,6 +67,7 @@ class PaRISExtension:
     backward: str = "exact"
     initial: Callable | None = None  # h_init(x_0) -> (..., m)
     max_rounds: int = 64
+    keep_indices: bool = False  # emit the backward indices (particle Gibbs traces its next path through them)
 
     def __post_init__(self):
         if self.backward not in ("exact", "rejection"):
@@ -94,7 +95,7 @@ class PaRISExtension:
         else:
             J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
         h = self._h(x[J], jnp.broadcast_to(x_new[None], x[J].shape), t)  # (K, N, m)
-        return jnp.mean(tau[J] + h, axis=0)
+        return jnp.mean(tau[J] + h, axis=0), (J if self.keep_indices else None)
 
     def final(self, model, tau, x, logW):
         return jnp.sum(jnp.exp(logW)[:, None] * tau, axis=0)
