@@ -35,6 +35,7 @@ _EXPORTS = {
     "SparseVariational": "bayeskit.engines.sparse",
     "ParticleFilter": "bayeskit.engines.smc",
     "PaRIS": "bayeskit.engines.smc",
+    "ParticleGibbs": "bayeskit.engines.smc",
 }
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 

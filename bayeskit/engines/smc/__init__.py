@@ -1,7 +1,7 @@
 """Sequential Monte Carlo for state-space models (`bk.ParticleFilter`, `bk.PaRIS`)."""
 
-from .engine import PaRIS, ParticleFilter
+from .engine import PaRIS, ParticleFilter, ParticleGibbs
 from .filter import Proposal
 from .posterior import SMCPosterior
 
-__all__ = ["PaRIS", "ParticleFilter", "Proposal", "SMCPosterior"]
+__all__ = ["PaRIS", "ParticleFilter", "ParticleGibbs", "Proposal", "SMCPosterior"]

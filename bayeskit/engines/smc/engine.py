@@ -144,3 +144,53 @@ class PaRIS(ParticleFilter):
 @functools.partial(jax.jit, static_argnames=("settings", "extension"))
 def _run(model, ys, observed, keys, settings, extension):
     return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension))(keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParticleGibbs(PaRIS):
+    """PaRIS particle Gibbs: ``sweeps`` conditional-SMC sweeps of PaRIS, each frozen on a reference
+    path traced back through the previous sweep's backward indices; the estimate averages the
+    sweeps after ``burn_in``. Resampling is multinomial at every step (the exact conditional law).
+
+    The Posterior's ``functional`` is the averaged estimate per run; ``sample`` returns the
+    reference paths after burn-in (an MCMC chain per run over the smoothing distribution);
+    ``log_likelihood`` comes from each run's first, unconditional, filter.
+    """
+
+    sweeps: int = 20
+    burn_in: int = 5
+    resampling: str = "multinomial"
+    ess_threshold: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_int("sweeps", self.sweeps, 1)
+        _check_int("burn_in", self.burn_in, 0)
+        if self.burn_in >= self.sweeps:
+            raise ConfigError(f"`burn_in` ({self.burn_in}) must be smaller than `sweeps` ({self.sweeps})")
+        if self.resampling != "multinomial" or self.ess_threshold != 1.0:
+            raise ConfigError("ParticleGibbs resamples multinomially at every step (the conditional SMC law): "
+                              "leave `resampling` and `ess_threshold` at their defaults")
+
+    def fit(self, model, data, key) -> SMCPosterior:
+        ys, observed = check_observations(data, model, self.missing)
+        settings = dataclasses.replace(self._settings(model), keep_particles=True)
+        extension = dataclasses.replace(self._extension(model), keep_indices=True)
+        keys = jax.random.split(key, self.runs)
+        estimate, per_sweep, paths, outs = _run_gibbs(model, ys, observed, keys, settings, extension,
+                                                      self.sweeps, self.burn_in)
+        outs = jax.tree_util.tree_map(np.asarray, outs)
+        first = {k: v[0] for k, v in outs.items() if k not in ("particles", "log_weights", "ancestors",
+                                                                 "backward_indices")}
+        post = SMCPosterior(model, ys, observed, first, outs["log_increment"].sum(1), np.asarray(estimate),
+                            self.settings())
+        post.sweep_estimates = np.asarray(per_sweep)  # (runs, sweeps, m)
+        post.paths = np.asarray(paths)[:, self.burn_in:]  # (runs, sweeps − burn_in, T, d)
+        return post
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "extension", "sweeps", "burn_in"))
+def _run_gibbs(model, ys, observed, keys, settings, extension, sweeps, burn_in):
+    from .gibbs import particle_gibbs
+
+    return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in))(keys)

@@ -32,6 +32,7 @@ class SMCPosterior(Posterior):
         self.engine_settings = settings
         self.filter_mean, self.filter_var = outputs["mean"], outputs["var"]
         self.ess, self.resampled = outputs["ess"], outputs["resampled"]
+        self.paths = None  # particle Gibbs: reference paths (runs, draws, T, d)
 
     def __repr__(self):
         extra = "" if self.functional is None else f", functional {np.round(self.functional, 4).tolist()}"
@@ -41,6 +42,10 @@ class SMCPosterior(Posterior):
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """`n` state paths x (n, T, d) from the particle smoothing distribution (FFBSi)."""
         n = _check_n(n)
+        if self.paths is not None:  # particle Gibbs: draw from its chains' paths
+            flat = self.paths.reshape(-1, *self.paths.shape[2:])
+            idx = np.asarray(jax.random.choice(as_key(seed), flat.shape[0], (n,)))
+            return {"x": flat[idx]}
         if "particles" not in self.outputs:
             raise ConfigError("smoothing draws need the filter's particles: fit with keep_particles=True")
         x = jnp.asarray(self.outputs["particles"])

@@ -32,7 +32,7 @@ class StateSpaceModel:
 
     state_dim: int = 1
     obs_dim: int = 1
-    engines = ("PaRIS", "ParticleFilter")
+    engines = ("ParticleFilter", "PaRIS", "ParticleGibbs")
     name = "StateSpaceModel"
 
     # -- distributions (NumPyro) ---------------------------------------------------------------------
