@@ -2,6 +2,7 @@
 
 from .engine import PaRIS, ParticleFilter, ParticleGibbs
 from .filter import Proposal
+from .learning import Learn
 from .posterior import SMCPosterior
 
-__all__ = ["PaRIS", "ParticleFilter", "ParticleGibbs", "Proposal", "SMCPosterior"]
+__all__ = ["Learn", "PaRIS", "ParticleFilter", "ParticleGibbs", "Proposal", "SMCPosterior"]

@@ -16,12 +16,15 @@ from ...core.errors import ConfigError, DataError, SamplingError
 from ...models.state_space.base import StateSpaceModel
 from . import filter as smc_filter
 from . import resampling
-from .paris import PaRISExtension
+from .learning import Learn
+from .paris import PaRISExtension, ScoreExtension
 from .posterior import SMCPosterior
 
 
 def check_observations(data, model, missing: str):
-    """(y (T, p), observed (T,)) from ``data={"y": ...}``; NaN rows are missing only if asked."""
+    """(y (T, p), observed (T,)) from ``data={"y": ...}``; NaN rows are missing only if asked.
+    Validates the model's parameters first."""
+    model.validate()
     if not isinstance(data, dict) or "y" not in data or set(data) - {"y"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"`data` for a state-space model must be a dict with key 'y', got {got}")
@@ -67,6 +70,7 @@ class ParticleFilter(Engine):
     runs: int = 1
     missing: str = "error"
     keep_particles: bool = True
+    progress: bool = True
 
     model_types: ClassVar[tuple[type, ...]] = (StateSpaceModel,)
 
@@ -117,26 +121,57 @@ class PaRIS(ParticleFilter):
     or ``"rejection"`` O(N) when the transition density is bounded).
 
     ``functional(x, x_next, t)`` returns (...) or (..., m) for batched states; the Posterior's
-    ``functional`` is its estimate per run (runs, m).
+    ``functional`` is its estimate (mean over runs; ``functional_runs`` per run). ``functional="score"``
+    estimates ∇θ log p(y) in the model's parameters by Fisher's identity (`ScoreExtension`),
+    raveled in the order of ``jax.tree_util.tree_leaves(model)``.
     """
 
-    functional: Callable | None = None
+    functional: Callable | str | None = None
     initial_functional: Callable | None = None
     K: int = 2
     backward: str = "exact"
     keep_particles: bool = False
+    learn: Learn | None = None
 
     def __post_init__(self):
         super().__post_init__()
         _check_int("K", self.K, 1)
-        if not callable(self.functional):
-            raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states, "
+        if self.learn is not None and not isinstance(self.learn, Learn):
+            raise ConfigError(f"`learn` must be a bk.smc.Learn(params=...), got {self.learn!r}")
+        if self.functional is None and self.learn is not None:
+            object.__setattr__(self, "functional", "score")
+        if not (callable(self.functional) or self.functional == "score"):
+            raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states or 'score', "
                               f"got {self.functional!r}")
         if self.backward not in ("exact", "rejection"):
             raise ConfigError(f"`backward` must be 'exact' or 'rejection', got {self.backward!r}")
 
+    def fit(self, model, data, key):
+        if self.learn is None:
+            return super().fit(model, data, key)
+        ys, observed = check_observations(data, model, self.missing)
+        settings = dataclasses.replace(self._settings(model), keep_particles=False)
+        score = ScoreExtension(None, self.K, self.backward)
+        score.check(model)
+
+        def estimate(current, k):
+            outs, _, value = _run(current, ys, observed, k[None], settings, score)
+            return np.asarray(value[0]), float(outs["log_increment"][0].sum())
+
+        key_learn, key_final = jax.random.split(key)
+        from .learning import learn
+
+        fitted, history, trace = learn(model, self.learn, estimate, key_learn, self.progress, ys.shape[0])
+        post = super().fit(fitted, data, key_final)
+        post.learned, post.learning_history = fitted, tuple(history)
+        post.learning_trace = {p: np.array([t[p] for t in trace]) for p in self.learn.params}
+        return post
+
     def _extension(self, model):
-        extension = PaRISExtension(self.functional, self.K, self.backward, self.initial_functional)
+        if self.functional == "score":
+            extension = ScoreExtension(None, self.K, self.backward)
+        else:
+            extension = PaRISExtension(self.functional, self.K, self.backward, self.initial_functional)
         extension.check(model)
         return extension
 

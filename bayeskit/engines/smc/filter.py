@@ -98,7 +98,7 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None, refe
             log_correction = model.initial_log_prob(x0) - proposal.initial_log_prob(x0, ys[0])
     logw0 = _log_g(model, x0, ys[0], observed[0], 0) + log_correction
     logW0, c0 = _normalise(logw0)
-    ext0 = extension.init(model, x0, logW0) if extension is not None else None
+    ext0 = extension.init(model, x0, logW0, ys[0], observed[0]) if extension is not None else None
 
     def record(x, logW, inc, ess, resampled, ancestors):
         out = {"log_increment": inc, "ess": ess, "resampled": resampled}
@@ -141,7 +141,7 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None, refe
         logW_new, c2 = _normalise(base + log_inc)
         emitted = None
         if extension is not None:
-            ext, emitted = extension.step(model, ext, k_ext, x, logW, x_new, t)
+            ext, emitted = extension.step(model, ext, k_ext, x, logW, x_new, t, y_next, obs_next)
         ess_new = 1.0 / jnp.sum(jnp.exp(2 * logW_new))
         return (x_new, logW_new, ext), (record(x_new, logW_new, c + c2, ess_new, resampled, a), emitted)
 

@@ -78,24 +78,69 @@ class PaRISExtension:
             raise ConfigError(f"`backward='rejection'` needs a bound on the transition density: "
                               f"{type(model).__name__}.transition_log_bound returns None")
 
-    def _h(self, x, x_new, t):
+    def increment(self, model, x, x_new, t, y_next, observed):
+        """h_t(x, x_new) as (..., m)."""
         value = self.functional(x, x_new, t)
         return value[..., None] if value.ndim == x.ndim - 1 else value
 
-    def init(self, model, x0, logW0):
-        shape = jax.eval_shape(lambda a: self._h(a, a, 0), x0[:1]).shape
+    def start(self, model, x0, y0, observed):
+        """τ_0 = h_init(x_0) as (N, m), zeros without an initial functional."""
+        shape = jax.eval_shape(lambda a: self.increment(model, a, a, 0, y0, observed), x0[:1]).shape
         if self.initial is None:
             return jnp.zeros((x0.shape[0], shape[-1]), x0.dtype)
         value = self.initial(x0)
         return value[:, None] if value.ndim == 1 else value
 
-    def step(self, model, tau, key, x, logW, x_new, t):
+    def init(self, model, x0, logW0, y0, observed):
+        return self.start(model, x0, y0, observed)
+
+    def step(self, model, tau, key, x, logW, x_new, t, y_next, observed):
         if self.backward == "exact":
             J = backward_exact(model, key, x, logW, x_new, t, self.K)
         else:
             J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
-        h = self._h(x[J], jnp.broadcast_to(x_new[None], x[J].shape), t)  # (K, N, m)
+        h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed)  # (K, N, m)
         return jnp.mean(tau[J] + h, axis=0), (J if self.keep_indices else None)
 
     def final(self, model, tau, x, logW):
         return jnp.sum(jnp.exp(logW)[:, None] * tau, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreExtension(PaRISExtension):
+    """PaRIS for the score by Fisher's identity (Cappé, Moulines & Rydén 2005, §10.2):
+
+        ∇θ log p(y) = E[∇θ log μ(x_0) + ∇θ log g_0(x_0, y_0) + Σ_t ∇θ(log q_t(x_t, x_{t+1})
+                      + log g_{t+1}(x_{t+1}, y_{t+1})) | y],
+
+    an additive functional whose value is the gradient in the model's leaves, raveled (m = the
+    number of scalar parameters). ``functional`` is unused.
+    """
+
+    functional: Callable | None = None
+
+    def _grad(self, model, f):
+        leaves, treedef = jax.tree_util.tree_flatten(model)
+
+        def scalar(lv, *args):
+            return f(jax.tree_util.tree_unflatten(treedef, lv), *args)
+
+        def flat(*args):
+            return jnp.concatenate([jnp.ravel(g) for g in jax.grad(scalar)(leaves, *args)])
+
+        return flat
+
+    def increment(self, model, x, x_new, t, y_next, observed):
+        def pair(m, a, b):
+            log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
+            return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
+
+        g = jax.vmap(self._grad(model, pair))(x.reshape(-1, x.shape[-1]), x_new.reshape(-1, x.shape[-1]))
+        return g.reshape(*x.shape[:-1], -1)
+
+    def start(self, model, x0, y0, observed):
+        def one(m, a):
+            log_g = m.observation_log_prob(a[None], y0, 0)[0]
+            return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
+
+        return jax.vmap(self._grad(model, one))(x0)

@@ -35,6 +35,11 @@ class StateSpaceModel:
     engines = ("ParticleFilter", "PaRIS", "ParticleGibbs")
     name = "StateSpaceModel"
 
+    def validate(self) -> None:
+        """Raise ModelError for invalid parameter values. Engines call it before fitting; it is not
+        run on construction, so gradients (``jax.grad`` of a function of the model returns a model
+        of cotangents) are never rejected."""
+
     # -- distributions (NumPyro) ---------------------------------------------------------------------
     def initial(self):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define initial() or initial_sample/_log_prob")

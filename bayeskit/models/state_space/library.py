@@ -41,8 +41,10 @@ class LinearGaussian(StateSpaceModel):
     P0: jnp.ndarray
 
     name = "LinearGaussian"
+    # learnable as written for scalar models; a d x d covariance would need a Cholesky parameterisation
+    constraints = {"Q": "positive", "R": "positive", "P0": "positive"}
 
-    def __post_init__(self):
+    def validate(self):
         if not _concrete(self.A, self.C, self.Q, self.R, self.m0, self.P0):
             return
         A, C, Q, R, m0, P0 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in
@@ -104,8 +106,9 @@ class StochasticVolatility(StateSpaceModel):
     sigma: float = 0.3
 
     name = "StochasticVolatility"
+    constraints = {"sigma": "positive", "rho": "symmetric_unit"}
 
-    def __post_init__(self):
+    def validate(self):
         if _concrete(self.rho, self.sigma):
             check_positive("StochasticVolatility", sigma=self.sigma)
             if not abs(float(self.rho)) < 1:
@@ -139,8 +142,9 @@ class NonlinearGrowth(StateSpaceModel):
     p0: float = 5.0
 
     name = "NonlinearGrowth"
+    constraints = {"q": "positive", "r": "positive", "p0": "positive"}
 
-    def __post_init__(self):
+    def validate(self):
         if _concrete(self.q, self.r, self.p0):
             check_positive("NonlinearGrowth", q=self.q, r=self.r, p0=self.p0)
 
