@@ -4,12 +4,14 @@ Same model (particles' ``StochVol``: mu = -1, rho = 0.95, sigma = 0.3), same sim
 (T = 1000), same functional (E[Σ_t x_t | y], PaRIS with K = 2 backward draws), one process.
 `particles` runs its bootstrap filter and its hybrid accept-reject PaRIS collector (Dau & Chopin
 2022; ``max_trials = N``) in NumPy/Python; bayeskit runs `bk.ParticleFilter` and `bk.PaRIS`
-(``backward="rejection"``, exact draws after 64 rounds) as compiled `lax.scan`s. bayeskit times
+(``backward="auto"``: exact O(N²) draws by inverse CDF up to N = 256, above it accept-reject with
+exact draws for what is left after 32 rounds) as compiled `lax.scan`s. bayeskit times
 are the second call (compiled); the first call's compile time is printed beside.
 
-Environment: `particles` needs numba; install it beside bayeskit's with
-    pip install --no-deps particles==0.4 numba llvmlite
-(numba 0.68 works with NumPy 2.4 here.)
+Environment: `particles` 0.4's PaRIS fails on NumPy >= 2.4 (it stores a 1-element array into a
+scalar slot), so the benchmark environment pins NumPy 2.3:
+    python3 -m venv bench && bench/bin/pip install -e . "numpy<2.4"
+    bench/bin/pip install --no-deps particles==0.4 numba llvmlite && bench/bin/pip install joblib
 
     python benchmarks/smc_vs_particles.py            # T = 1000, N = 100 and 1000
     python benchmarks/smc_vs_particles.py --T 200 --n 100
@@ -55,7 +57,7 @@ def particles_runs(y, n, paris):
 def bayeskit_runs(model, y, n, paris):
     if paris:
         engine = bk.PaRIS(n_particles=n, functional=lambda x, x_next, t: x_next[..., 0],
-                          initial_functional=lambda x: x[:, 0], backward="rejection", K=2)
+                          initial_functional=lambda x: x[:, 0], K=2)  # backward "auto"
     else:
         engine = bk.ParticleFilter(n_particles=n, keep_particles=False)
     times = []

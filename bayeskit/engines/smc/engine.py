@@ -118,7 +118,8 @@ class ParticleFilter(Engine):
 class PaRIS(ParticleFilter):
     """PaRIS smoothing of an additive functional E[h_init(x_0) + Σ_t h(x_t, x_{t+1}, t) | y] along a
     particle filter, with ``K`` backward draws per particle (``backward="exact"`` O(N²) per step,
-    or ``"rejection"`` O(N) when the transition density is bounded).
+    ``"rejection"`` O(N) when the transition density is bounded, or ``"auto"``: rejection above
+    256 particles when it can).
 
     ``functional(x, x_next, t)`` returns (...) or (..., m) for batched states; the Posterior's
     ``functional`` is its estimate (mean over runs; ``functional_runs`` per run). ``functional="score"``
@@ -129,7 +130,7 @@ class PaRIS(ParticleFilter):
     functional: Callable | str | None = None
     initial_functional: Callable | None = None
     K: int = 2
-    backward: str = "exact"
+    backward: str = "auto"
     keep_particles: bool = False
     learn: Learn | None = None
 
@@ -143,15 +144,22 @@ class PaRIS(ParticleFilter):
         if not (callable(self.functional) or self.functional == "score"):
             raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states or 'score', "
                               f"got {self.functional!r}")
-        if self.backward not in ("exact", "rejection"):
-            raise ConfigError(f"`backward` must be 'exact' or 'rejection', got {self.backward!r}")
+        if self.backward not in ("auto", "exact", "rejection"):
+            raise ConfigError(f"`backward` must be 'auto', 'exact' or 'rejection', got {self.backward!r}")
+
+    def _backward(self, model) -> str:
+        """'auto': accept-reject above 256 particles when the transition density is bounded, else exact."""
+        if self.backward != "auto":
+            return self.backward
+        bounded = model.transition_log_bound(0) is not None
+        return "rejection" if bounded and self.n_particles > 256 else "exact"
 
     def fit(self, model, data, key):
         if self.learn is None:
             return super().fit(model, data, key)
         ys, observed = check_observations(data, model, self.missing)
         settings = dataclasses.replace(self._settings(model), keep_particles=False)
-        score = ScoreExtension(None, self.K, self.backward)
+        score = ScoreExtension(None, self.K, self._backward(model))
         score.check(model)
 
         def estimate(current, k):
@@ -168,10 +176,11 @@ class PaRIS(ParticleFilter):
         return post
 
     def _extension(self, model):
+        backward = self._backward(model)
         if self.functional == "score":
-            extension = ScoreExtension(None, self.K, self.backward)
+            extension = ScoreExtension(None, self.K, backward)
         else:
-            extension = PaRISExtension(self.functional, self.K, self.backward, self.initial_functional)
+            extension = PaRISExtension(self.functional, self.K, backward, self.initial_functional)
         extension.check(model)
         return extension
 
