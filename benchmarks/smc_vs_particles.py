@@ -73,17 +73,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--T", type=int, default=1000)
     p.add_argument("--n", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--tasks", nargs="+", choices=("filter", "paris"), default=["filter", "paris"])
     args = p.parse_args(argv)
     model = StochasticVolatility(mu=-1.0, rho=0.95, sigma=0.3)
     _, y = model.simulate(jax.random.key(0), args.T)
     y = np.asarray(y)[:, 0]
-    import particles
+    import importlib.metadata
 
+    particles_runs(y[:20], 10, paris=False)  # untimed: numba compiles particles' resampling on first use
+    particles_runs(y[:20], 10, paris=True)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX {jax.__version__}, "
-          f"particles {getattr(particles, '__version__', '0.4')}, NumPy {np.__version__}; T = {args.T}\n")
+          f"particles {importlib.metadata.version('particles')}, NumPy {np.__version__}; T = {args.T}\n")
     print("| task | N | particles s | bayeskit s (compile + run) | ratio particles / bayeskit | values |")
     print("|---|---:|---:|---:|---:|---|")
-    for paris in (False, True):
+    for paris in [task == "paris" for task in args.tasks]:
         for n in args.n:
             (t_first, t_run), ours = bayeskit_runs(model, y, n, paris)
             theirs_t, theirs = particles_runs(y, n, paris)

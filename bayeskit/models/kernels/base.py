@@ -30,6 +30,14 @@ def kernel_dataclass(cls=None, *, static: tuple[str, ...] = ()):
     return wrap if cls is None else wrap(cls)
 
 
+def check_kernel(kernel) -> None:
+    """Raise ModelError unless `kernel` is a bayeskit kernel (models built on kernels call this)."""
+    from ...core.errors import ModelError
+
+    if not isinstance(kernel, Kernel):
+        raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {type(kernel).__name__}")
+
+
 def check_positive(owner: str, **values) -> None:
     """Raise ConfigError for a concrete hyperparameter that is not > 0 (traced values are skipped)."""
     for name, value in values.items():

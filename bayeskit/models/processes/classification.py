@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.errors import DataError, ModelError
-from ..kernels.base import Kernel, as_inputs, kernel_dataclass
+from ..kernels.base import Kernel, check_kernel, kernel_dataclass
 from .divergences import expected_gaussian_kl, kl_inverse_gamma
+from .process import check_xy
 from .scale_priors import Fixed, InverseGamma, ScalePrior
 
 INDUCING_JITTER = 1e-6  # added to K(Z, Z), relative to its mean diagonal
@@ -49,9 +50,7 @@ class ProcessClassifier:
     name = "ProcessClassifier"
 
     def __post_init__(self):
-        if not isinstance(self.kernel, Kernel):
-            got = type(self.kernel).__name__
-            raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {got}")
+        check_kernel(self.kernel)
         if not isinstance(self.scale_prior, (Fixed, InverseGamma)):
             raise ModelError("`scale_prior` of a classifier must be InverseGamma (Student-t process) or Fixed "
                              f"(Gaussian process): q(σ²) is inverse gamma, got {self.scale_prior!r}")
@@ -68,17 +67,7 @@ class ProcessClassifier:
 
 def check_labels(data, num_classes: int):
     """(X, labels) from ``data={"X": ..., "y": ...}`` with named errors."""
-    if not isinstance(data, dict) or set(data) != {"X", "y"}:
-        got = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"`data` for a classifier must be a dict with keys 'X' and 'y', got {got}")
-    X = as_inputs(data["X"], "X")
-    y = np.asarray(data["y"])
-    if y.ndim != 1:
-        raise DataError(f"`y` must be a 1-D array of class labels, got shape {y.shape}")
-    if X.shape[0] != y.shape[0]:
-        raise DataError(f"`X` has {X.shape[0]} rows but `y` has {y.shape[0]} entries")
-    if not np.all(np.isfinite(np.asarray(X))):
-        raise DataError("`X` contains non-finite values (NaN or inf)")
+    X, y = check_xy(data, "classifier", "class labels")
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
         raise DataError(f"`y` must hold integer class labels, got dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= num_classes):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.errors import DataError, ModelError
-from ..kernels.base import Kernel, as_inputs, check_non_negative, kernel_dataclass
+from ..kernels.base import Kernel, as_inputs, check_kernel, check_non_negative, kernel_dataclass
 from .linalg import quad_logdet
 from .quadrature import log_marginal
 from .scale_priors import InverseGamma, ScalePrior
@@ -44,9 +44,7 @@ class ScaleMixtureProcess:
     name = "ScaleMixtureProcess"
 
     def __post_init__(self):
-        if not isinstance(self.kernel, Kernel):
-            got = type(self.kernel).__name__
-            raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {got}")
+        check_kernel(self.kernel)
         if not isinstance(self.scale_prior, ScalePrior):
             raise ModelError(f"`scale_prior` must be a ScalePrior (e.g. InverseGamma(2, 2)), got {self.scale_prior!r}")
         check_non_negative("ScaleMixtureProcess", noise=self.noise, jitter=self.jitter)
@@ -97,22 +95,31 @@ def numpyro_model(process: ScaleMixtureProcess, priors: dict):
     return model
 
 
-def check_data(data) -> tuple[jax.Array, jax.Array]:
-    """(X, y) from ``data={"X": ..., "y": ...}``, with named errors for bad shapes and values."""
+def check_xy(data, owner: str, what: str) -> tuple[jax.Array, np.ndarray]:
+    """(X as (n, d), y as a 1-D NumPy array) from ``data={"X": ..., "y": ...}``, with named errors
+    for missing keys, shapes that disagree and non-finite inputs; `what` names y's contents."""
     if not isinstance(data, dict) or set(data) != {"X", "y"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"`data` for a process must be a dict with keys 'X' and 'y', got {got}")
+        raise DataError(f"`data` for a {owner} must be a dict with keys 'X' and 'y', got {got}")
     X = as_inputs(data["X"], "X")
-    y = jnp.asarray(data["y"])
+    y = np.asarray(data["y"])
     if y.ndim != 1:
-        raise DataError(f"`y` must be a 1-D array of targets, got shape {y.shape}")
+        raise DataError(f"`y` must be a 1-D array of {what}, got shape {y.shape}")
     if X.shape[0] != y.shape[0]:
         raise DataError(f"`X` has {X.shape[0]} rows but `y` has {y.shape[0]} entries")
-    for name, arr in (("X", X), ("y", y)):
-        bad = ~np.isfinite(np.asarray(arr))
-        if bad.any():
-            raise DataError(f"`{name}` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
+    bad = ~np.isfinite(np.asarray(X))
+    if bad.any():
+        raise DataError(f"`X` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
     return X, y
+
+
+def check_data(data) -> tuple[jax.Array, jax.Array]:
+    """(X, y) of a regression process, with named errors for bad shapes and values."""
+    X, y = check_xy(data, "process", "targets")
+    bad = ~np.isfinite(y.astype(float))
+    if bad.any():
+        raise DataError(f"`y` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
+    return X, jnp.asarray(y)
 
 
 def with_working_jitter(process: ScaleMixtureProcess, X) -> ScaleMixtureProcess:
