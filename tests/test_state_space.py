@@ -156,6 +156,8 @@ def test_particle_gibbs_removes_the_bias_at_small_n(scalar_data):
     assert abs(est.mean() - truth) < 4 * est.std() / np.sqrt(est.size)
     assert post.sample(7, seed=0)["x"].shape == (7, 50, 1)
     assert post.paths.shape == (1000, 15, 50, 1)
+    data = post.to_xarray()["posterior"]["x"]  # runs are ArviZ chains; time and state are named
+    assert data.dims == ("chain", "draw", "time", "state") and data.shape == (1000, 15, 50, 1)
 
 
 def test_rejection_backward_draws_have_the_exact_law():
@@ -187,6 +189,8 @@ def test_smoothing_draws_match_rts(scalar_data):
     np.testing.assert_allclose(x.var(0), np.asarray(Ps[:, 0, 0]), rtol=0.2)
     # the filtering moments at the last step are the smoothing ones
     np.testing.assert_allclose(post.filter_mean[-1, 0], ms[-1, 0], atol=0.1)
+    table = post.summary()
+    assert "x[0, 0]" in table.index and len(table) == 50
 
 
 def test_missing_observations(scalar_data):

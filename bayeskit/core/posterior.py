@@ -50,18 +50,27 @@ class Posterior(abc.ABC):
     def attrs(self) -> dict[str, str]:
         return {"bayeskit_class": type(self).__name__}
 
+    def dim_names(self) -> dict[str, tuple[str, ...]]:
+        """Names of each variable's dimensions after (chain, draw), e.g. {"x": ("time", "state")};
+        variables not named get ``{name}_dim_{i}``."""
+        return {}
+
     def to_xarray(self) -> dict:
         """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...)."""
         import xarray as xr
 
         out = {}
         attrs = self.attrs()
+        named = self.dim_names()
         for group, arrays in self.groups().items():
             variables = {}
             lead = ("chain", "draw") if group in ("posterior", "sample_stats", "posterior_predictive") else ()
             for name, value in arrays.items():
                 value = np.asarray(value)
-                dims = lead + tuple(f"{name}_dim_{i}" for i in range(value.ndim - len(lead)))
+                rest = value.ndim - len(lead)
+                given = named.get(name, ())
+                dims = lead + (tuple(given) if len(given) == rest else
+                               tuple(f"{name}_dim_{i}" for i in range(rest)))
                 variables[name] = xr.Variable(dims, value)
             out[group] = xr.Dataset(variables, attrs=attrs if group == "posterior" else {})
         return out

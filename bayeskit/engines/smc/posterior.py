@@ -52,6 +52,16 @@ class SMCPosterior(Posterior):
         logW = jnp.asarray(self.outputs["log_weights"])
         return {"x": np.asarray(_backward_simulation(self.model, x, logW, as_key(seed), n))}
 
+    def dim_names(self):
+        return {"x": ("time", "state")}
+
+    def groups(self, n_draws: int = 1000, seed=0):
+        """Smoothing paths: particle Gibbs' reference paths with one chain per run (so R-hat compares
+        runs), otherwise `n_draws` backward-simulation paths as one chain."""
+        if self.paths is not None:
+            return {"posterior": {"x": self.paths}}
+        return super().groups(n_draws, seed)
+
     def attrs(self):
         out = super().attrs()
         out["bayeskit_log_likelihood"] = repr(self.log_likelihood)
