@@ -38,23 +38,26 @@ def check_kernel(kernel) -> None:
         raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {type(kernel).__name__}")
 
 
-def check_positive(owner: str, **values) -> None:
-    """Raise ConfigError for a concrete hyperparameter that is not > 0 (traced values are skipped)."""
+def _check_values(owner: str, values: dict, allow_zero: bool) -> None:
+    """Raise ConfigError for a concrete value that is non-finite, negative, or zero unless allowed
+    (traced values are skipped: they are checked where they were concrete)."""
     for name, value in values.items():
         if isinstance(value, jax.core.Tracer):
             continue
         v = np.asarray(value)
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ConfigError(f"{owner}: `{name}` must be positive and finite, got {value!r}")
+        if not np.all(np.isfinite(v)) or np.any(v < 0) or (not allow_zero and np.any(v == 0)):
+            what = "must be >= 0 and finite" if allow_zero else "must be positive and finite"
+            raise ConfigError(f"{owner}: `{name}` {what}, got {value!r}")
+
+
+def check_positive(owner: str, **values) -> None:
+    """Raise ConfigError for a concrete hyperparameter that is not > 0."""
+    _check_values(owner, values, allow_zero=False)
 
 
 def check_non_negative(owner: str, **values) -> None:
-    for name, value in values.items():
-        if isinstance(value, jax.core.Tracer):
-            continue
-        v = np.asarray(value)
-        if not np.all(np.isfinite(v)) or np.any(v < 0):
-            raise ConfigError(f"{owner}: `{name}` must be >= 0 and finite, got {value!r}")
+    """Raise ConfigError for a concrete hyperparameter that is not >= 0."""
+    _check_values(owner, values, allow_zero=True)
 
 
 def safe_sqrt(x, xp=jnp):
