@@ -10,7 +10,7 @@ from jax.scipy.stats import multivariate_normal
 
 import bayeskit as bk
 from bayeskit.core.errors import ConfigError, DataError, ModelError, SamplingError
-from bayeskit.engines.smc import Learn, Proposal, resampling
+from bayeskit.engines.smc import GaussianProposal, Learn, Proposal, resampling
 from bayeskit.models.state_space import LinearGaussian, StateSpaceModel, StochasticVolatility, state_space_dataclass
 from bayeskit.models.state_space.kalman import kalman_filter, rts_smoother
 
@@ -294,3 +294,83 @@ def test_maximum_likelihood_by_the_paris_score_matches_the_exact_mle():
     learned = np.array([float(post.learned.A[0, 0]), float(post.learned.Q[0, 0])])
     assert np.all(np.abs(learned - mle) < 0.5 * se)
     assert post.learning_trace["A"].shape[0] == 100 and len(post.learning_history) == 100
+
+
+def score_climbing_optimum(model, ys):
+    """argmax over GaussianProposal of E[log r_φ(x | y) | y] for a scalar linear-Gaussian model, in the
+    order (A, B, c, log_scale, c0, log_scale0): a least-squares regression of x_{t+1} on
+    (x_t, y_{t+1}, 1) under the exact smoothing moments (RTS with lag-one covariances)."""
+    m, P, cross = (np.asarray(v) for v in rts_smoother(model, ys))
+    m, P, cross, y = m[:, 0], P[:, 0, 0], cross[:, 0, 0], np.asarray(ys)[:, 0]
+    M, r = np.zeros((3, 3)), np.zeros(3)
+    for t in range(len(y) - 1):
+        Ez = np.array([m[t], y[t + 1], 1.0])
+        Ezz = np.outer(Ez, Ez)
+        Ezz[0, 0] = P[t] + m[t] ** 2
+        M += Ezz
+        r += [cross[t] + m[t] * m[t + 1], y[t + 1] * m[t + 1], m[t + 1]]
+    coef = np.linalg.solve(M, r)
+    s2 = (np.sum(P[1:] + m[1:] ** 2) - coef @ r) / (len(y) - 1)
+    return np.array([*coef, 0.5 * np.log(s2), m[0], 0.5 * np.log(P[0])])
+
+
+def _zero_proposal():
+    z = lambda *shape: jnp.zeros(shape)  # noqa: E731
+    return GaussianProposal(z(1, 1), z(1, 1), z(1), z(1), z(1), z(1))  # N(0, 1) for every state
+
+
+def _climb(engine_type, data, n, steps=1500, lr=0.01):
+    engine = engine_type(n_particles=n, proposal=_zero_proposal(), progress=False,
+                         learn=Learn(proposal=True, steps=steps, learning_rate=lr))
+    post = bk.fit(SCALAR, {"y": data}, engine=engine, seed=0)
+    tail = post.learning_trace["proposal"][500:]  # after 500 steps of burn-in from the N(0, 1) start
+    batches = tail.reshape(10, -1, tail.shape[1]).mean(1)
+    return post, tail.mean(0), batches.std(0, ddof=1) / np.sqrt(10)  # batch-means SE of the tail mean
+
+
+def test_markov_score_climbing_by_particle_gibbs_reaches_the_exact_optimum(scalar_data):
+    # Score climbing with PPG (N = 16, one conditional sweep per Adam step, the reference carried):
+    # the iterates after burn-in average to the exact minimiser of KL(p(x | y) ‖ r_φ) within 4
+    # batch-means SE in all six parameters (measured <= 2.7 SE; errors <= 0.003 on A, B, c, s).
+    optimum = score_climbing_optimum(SCALAR, scalar_data)
+    post, mean, se = _climb(bk.ParticleGibbs, scalar_data, 16)
+    assert np.all(np.abs(mean - optimum) < 4 * se), (mean, optimum, se)
+    assert isinstance(post.learned_proposal, GaussianProposal)
+    hist = np.asarray(post.learning_history)  # E[log r_φ(x | y)] rises from the N(0, 1) start
+    assert hist[-100:].mean() > hist[:10].mean() + 20
+
+
+@pytest.mark.slow
+def test_score_climbing_by_paris_is_biased_at_small_n(scalar_data):
+    # The same climb driven by plain PaRIS at N = 16 settles visibly off the optimum: its
+    # self-normalised estimate underestimates the spread, log_scale lands > 4 SE low (measured -8.6 SE).
+    optimum = score_climbing_optimum(SCALAR, scalar_data)
+    _, mean, se = _climb(bk.PaRIS, scalar_data, 16)
+    assert mean[3] - optimum[3] < -4 * se[3]
+
+
+def test_gaussian_proposal_fits_and_guides():
+    # from_paths recovers a known linear-Gaussian regression from 200 x 200 simulated pairs (within 0.03,
+    # about 4 SE of a 40,000-pair least-squares fit); the locally optimal proposal written as a
+    # GaussianProposal gives the same log-likelihood estimates as the same proposal written as functions.
+    opt = optimal_proposal(SCALAR)
+    a, c, q, r = 0.9, 1.0, 1.0, 1.0
+    var = 1.0 / (1.0 / q + c * c / r)
+    gp = GaussianProposal(jnp.array([[var * a / q]]), jnp.array([[var * c / r]]), jnp.zeros(1),
+                          jnp.array([0.5 * np.log(var)]), jnp.zeros(1), jnp.zeros(1))
+    x, x_next, y = jnp.array([[0.3], [-1.2]]), jnp.array([[0.1], [0.4]]), jnp.array([0.7])
+    np.testing.assert_allclose(gp.log_prob(x, x_next, y, 0), opt.log_prob(x, x_next, y, 0), rtol=1e-12)
+    fitted = GaussianProposal.from_prior(SCALAR, jax.random.key(3), T=200, runs=200)
+    true_pairs = GaussianProposal.from_paths(*[np.asarray(v) for v in jax.vmap(
+        lambda k: SCALAR.simulate(k, 200))(jax.random.split(jax.random.key(4), 200))])
+    for name in ("A", "B", "log_scale"):
+        np.testing.assert_allclose(getattr(fitted, name), getattr(true_pairs, name), atol=0.03)
+    np.testing.assert_allclose([fitted.A[0, 0], fitted.B[0, 0]], [var * a / q, var * c / r], atol=0.03)
+    with pytest.raises(ConfigError, match="proposal=True"):
+        bk.fit(SCALAR, {"y": np.zeros(10)}, engine=bk.PaRIS(learn=Learn(proposal=True, steps=2)))
+    with pytest.raises(ConfigError, match="something to learn"):
+        Learn()
+    with pytest.raises(ConfigError, match="`B` must have shape"):
+        bad = GaussianProposal(jnp.zeros((1, 1)), jnp.zeros((1, 2)), jnp.zeros(1), jnp.zeros(1), jnp.zeros(1),
+                               jnp.zeros(1))
+        bk.fit(SCALAR, {"y": np.zeros(10)}, engine=bk.ParticleFilter(n_particles=10, proposal=bad))

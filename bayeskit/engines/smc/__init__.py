@@ -1,8 +1,9 @@
-"""Sequential Monte Carlo for state-space models (`bk.ParticleFilter`, `bk.PaRIS`)."""
+"""Sequential Monte Carlo for state-space models (`bk.ParticleFilter`, `bk.PaRIS`, `bk.ParticleGibbs`)."""
 
 from .engine import PaRIS, ParticleFilter, ParticleGibbs
-from .filter import Proposal
 from .learning import Learn
 from .posterior import SMCPosterior
+from .proposals import GaussianProposal, ParametricProposal, Proposal
 
-__all__ = ["Learn", "PaRIS", "ParticleFilter", "ParticleGibbs", "Proposal", "SMCPosterior"]
+__all__ = ["GaussianProposal", "Learn", "PaRIS", "ParametricProposal", "ParticleFilter", "ParticleGibbs", "Proposal",
+           "SMCPosterior"]

@@ -19,6 +19,7 @@ from . import resampling
 from .learning import Learn
 from .paris import PaRISExtension, ScoreExtension
 from .posterior import SMCPosterior
+from .proposals import ParametricProposal, Proposal
 
 
 def check_observations(data, model, missing: str):
@@ -65,7 +66,7 @@ class ParticleFilter(Engine):
     n_particles: int = 1000
     resampling: str = "systematic"
     ess_threshold: float = 0.5
-    proposal: smc_filter.Proposal | None = None
+    proposal: Proposal | ParametricProposal | None = None
     auxiliary: bool | Callable = False
     runs: int = 1
     missing: str = "error"
@@ -82,13 +83,16 @@ class ParticleFilter(Engine):
             raise ConfigError(f"`ess_threshold` must be in [0, 1], got {self.ess_threshold!r}")
         if self.missing not in ("error", "skip"):
             raise ConfigError(f"`missing` must be 'error' or 'skip', got {self.missing!r}")
-        if self.proposal is not None and not isinstance(self.proposal, smc_filter.Proposal):
-            raise ConfigError(f"`proposal` must be a bk.smc.Proposal, got {type(self.proposal).__name__}")
+        if self.proposal is not None and not isinstance(self.proposal, (Proposal, ParametricProposal)):
+            raise ConfigError(f"`proposal` must be a bk.smc.Proposal or a ParametricProposal (e.g. "
+                              f"GaussianProposal), got {type(self.proposal).__name__}")
 
     def _settings(self, model) -> smc_filter.FilterSettings:
+        if hasattr(self.proposal, "check"):
+            self.proposal.check(model)
         lookahead = "default" if self.auxiliary is True else (self.auxiliary if callable(self.auxiliary) else None)
-        return smc_filter.FilterSettings(self.n_particles, self.resampling, self.ess_threshold, self.proposal,
-                                         lookahead, self.keep_particles)
+        return smc_filter.FilterSettings(self.n_particles, self.resampling, self.ess_threshold, lookahead,
+                                         self.keep_particles)
 
     def _extension(self, model):
         return None
@@ -98,7 +102,7 @@ class ParticleFilter(Engine):
         settings = self._settings(model)
         extension = self._extension(model)
         keys = jax.random.split(key, self.runs)
-        outs, _, functional = _run(model, ys, observed, keys, settings, extension)
+        outs, _, functional = _run(model, self.proposal, ys, observed, keys, settings, extension)
         outs = jax.tree_util.tree_map(np.asarray, outs)
         increments = outs["log_increment"]  # (runs, T)
         broken = ~np.isfinite(increments)
@@ -125,6 +129,11 @@ class PaRIS(ParticleFilter):
     ``functional`` is its estimate (mean over runs; ``functional_runs`` per run). ``functional="score"``
     estimates ∇θ log p(y) in the model's parameters by Fisher's identity (`ScoreExtension`),
     raveled in the order of ``jax.tree_util.tree_leaves(model)``.
+
+    ``learn=Learn(params=..., proposal=...)`` first fits the named model parameters (maximum
+    likelihood) and/or a `ParametricProposal` (score climbing on KL(p ‖ r_φ)) by stochastic
+    gradients from PaRIS; the Posterior is then fitted at the result (``learned``,
+    ``learned_proposal``, ``learning_history``, ``learning_trace``).
     """
 
     functional: Callable | str | None = None
@@ -157,22 +166,40 @@ class PaRIS(ParticleFilter):
     def fit(self, model, data, key):
         if self.learn is None:
             return super().fit(model, data, key)
-        ys, observed = check_observations(data, model, self.missing)
-        settings = dataclasses.replace(self._settings(model), keep_particles=False)
-        score = ScoreExtension(None, self.K, self._backward(model))
-        score.check(model)
+        return self._fit_learning(model, data, key)
 
-        def estimate(current, k):
-            outs, _, value = _run(current, ys, observed, k[None], settings, score)
+    def _score(self, model) -> ScoreExtension:
+        score = ScoreExtension(None, self.K, self._backward(model), wrt_model=bool(self.learn.params),
+                               wrt_proposal=self.learn.proposal)
+        score.check(model)
+        return score
+
+    def _score_estimator(self, model, ys, observed):
+        """estimate(model, proposal, key) -> (score, log p̂(y)) from one unconditional PaRIS pass."""
+        settings = dataclasses.replace(self._settings(model), keep_particles=False)
+        score = self._score(model)
+
+        def estimate(current, proposal, k):
+            outs, _, value = _run(current, proposal, ys, observed, k[None], settings, score)
             return np.asarray(value[0]), float(outs["log_increment"][0].sum())
 
-        key_learn, key_final = jax.random.split(key)
+        return estimate
+
+    def _fit_learning(self, model, data, key):
+        ys, observed = check_observations(data, model, self.missing)
+        if self.learn.proposal and not isinstance(self.proposal, ParametricProposal):
+            raise ConfigError("Learn(proposal=True) fits the engine's proposal: pass a ParametricProposal, "
+                              "e.g. proposal=GaussianProposal.from_prior(model, key)")
         from .learning import learn
 
-        fitted, history, trace = learn(model, self.learn, estimate, key_learn, self.progress, ys.shape[0])
-        post = super().fit(fitted, data, key_final)
-        post.learned, post.learning_history = fitted, tuple(history)
-        post.learning_trace = {p: np.array([t[p] for t in trace]) for p in self.learn.params}
+        key_learn, key_final = jax.random.split(key)
+        estimate = self._score_estimator(model, ys, observed)
+        fitted, proposal, history, trace = learn(model, self.proposal, self.learn, estimate, key_learn,
+                                                 self.progress, ys.shape[0])
+        post = dataclasses.replace(self, learn=None, proposal=proposal).fit(fitted, data, key_final)
+        post.engine_settings = self.settings()
+        post.learned, post.learned_proposal, post.learning_history = fitted, proposal, tuple(history)
+        post.learning_trace = {p: np.array([t[p] for t in trace]) for p in trace[0]} if trace else {}
         return post
 
     def _extension(self, model):
@@ -186,8 +213,8 @@ class PaRIS(ParticleFilter):
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "extension"))
-def _run(model, ys, observed, keys, settings, extension):
-    return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension))(keys)
+def _run(model, proposal, ys, observed, keys, settings, extension):
+    return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension, proposal=proposal))(keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +226,10 @@ class ParticleGibbs(PaRIS):
     The Posterior's ``functional`` is the averaged estimate per run; ``sample`` returns the
     reference paths after burn-in (an MCMC chain per run over the smoothing distribution);
     ``log_likelihood`` comes from each run's first, unconditional, filter.
+
+    With ``learn=Learn(...)`` each gradient step is one conditional sweep at the current parameters,
+    its reference carried over from the step before (PPG-driven learning: the score, or the proposal's
+    Markov-score-climbing gradient, from a nearly unbiased estimator instead of PaRIS's self-normalised one).
     """
 
     sweeps: int = 20
@@ -217,11 +248,13 @@ class ParticleGibbs(PaRIS):
                               "leave `resampling` and `ess_threshold` at their defaults")
 
     def fit(self, model, data, key) -> SMCPosterior:
+        if self.learn is not None:
+            return self._fit_learning(model, data, key)
         ys, observed = check_observations(data, model, self.missing)
         settings = dataclasses.replace(self._settings(model), keep_particles=True)
         extension = dataclasses.replace(self._extension(model), keep_indices=True)
         keys = jax.random.split(key, self.runs)
-        estimate, per_sweep, paths, outs = _run_gibbs(model, ys, observed, keys, settings, extension,
+        estimate, per_sweep, paths, outs = _run_gibbs(model, self.proposal, ys, observed, keys, settings, extension,
                                                       self.sweeps, self.burn_in)
         outs = jax.tree_util.tree_map(np.asarray, outs)
         first = {k: v[0] for k, v in outs.items() if k not in ("particles", "log_weights", "ancestors",
@@ -232,9 +265,42 @@ class ParticleGibbs(PaRIS):
         post.paths = np.asarray(paths)[:, self.burn_in:]  # (runs, sweeps − burn_in, T, d)
         return post
 
+    def _score_estimator(self, model, ys, observed):
+        """estimate(model, proposal, key) -> (score, log p̂(y)) from one conditional sweep, the reference
+        path carried from call to call: a Markov chain whose kernel, at any parameters, leaves their
+        smoothing law invariant (score climbing). log p̂(y) is the conditional filter's, for progress."""
+        settings = dataclasses.replace(self._settings(model), keep_particles=True)
+        score = dataclasses.replace(self._score(model), keep_indices=True)
+        state = {}
+
+        def estimate(current, proposal, k):
+            k_first, k_sweep = jax.random.split(k)
+            if "ref" not in state:
+                state["ref"] = _first_reference(current, proposal, ys, observed, k_first, settings, score)
+            value, state["ref"], increments = _sweep(current, proposal, ys, observed, k_sweep, settings, score,
+                                                     state["ref"])
+            return np.asarray(value), float(jnp.sum(increments))
+
+        return estimate
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "extension"))
+def _first_reference(model, proposal, ys, observed, key, settings, extension):
+    from .gibbs import first_reference
+
+    return first_reference(model, ys, observed, key, settings, extension, proposal)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "extension"))
+def _sweep(model, proposal, ys, observed, key, settings, extension, reference):
+    from .gibbs import sweep
+
+    return sweep(model, ys, observed, key, settings, extension, reference, proposal)
+
 
 @functools.partial(jax.jit, static_argnames=("settings", "extension", "sweeps", "burn_in"))
-def _run_gibbs(model, ys, observed, keys, settings, extension, sweeps, burn_in):
+def _run_gibbs(model, proposal, ys, observed, keys, settings, extension, sweeps, burn_in):
     from .gibbs import particle_gibbs
 
-    return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in))(keys)
+    return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in,
+                                             proposal))(keys)

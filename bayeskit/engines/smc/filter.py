@@ -26,21 +26,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from . import resampling
-
-
-@dataclasses.dataclass(frozen=True)
-class Proposal:
-    """A guided filter's proposal r_t(x_t, ·) for x_{t+1}, which may look at y_{t+1}.
-
-    ``sample(key, x, y_next, t)`` draws one x_{t+1} per row of x; ``log_prob(x, x_next, y_next, t)``
-    is its log density. Optional ``initial_sample(key, y0, n)`` and ``initial_log_prob(x, y0)``
-    replace μ at t = 0.
-    """
-
-    sample: Callable
-    log_prob: Callable
-    initial_sample: Callable | None = None
-    initial_log_prob: Callable | None = None
+from .proposals import Proposal  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +34,6 @@ class FilterSettings:
     n: int
     resampling: str = "systematic"
     ess_threshold: float = 0.5
-    proposal: Proposal | None = None
     lookahead: Callable | str | None = None  # log η_t(x_t, y_{t+1}, t), or "default": the auxiliary filter
     keep_particles: bool = False
 
@@ -73,17 +58,18 @@ def _log_g(model, x, y, observed, t):
     return jnp.where(observed, model.observation_log_prob(x, jnp.where(observed, y, 0.0), t), 0.0)
 
 
-def run(model, ys, observed, key, settings: FilterSettings, extension=None, reference=None):
+def run(model, ys, observed, key, settings: FilterSettings, extension=None, reference=None, proposal=None):
     """Filter `ys` (T, p) (``observed`` (T,) marks the steps whose y counts). Returns a dict of
     per-step outputs (stacked over t = 0..T−1), the final carry and the extension's output.
 
     With a ``reference`` path (T, d) the filter is conditional (Andrieu, Doucet & Holenstein 2010):
     particle 0 is the reference at every step, its own ancestor, and the others are drawn as usual
     (use multinomial resampling at every step, ``ess_threshold=1``, for the exact conditional law).
+    ``proposal`` (a `Proposal` or `ParametricProposal`, a traced argument) makes the filter guided.
     """
     n = settings.n
     resample = resampling.get(settings.resampling)
-    proposal, lookahead = settings.proposal, settings.lookahead
+    lookahead = settings.lookahead
     key_init, key_steps = jax.random.split(key)
 
     if proposal is not None and proposal.initial_sample is not None:
@@ -98,7 +84,7 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None, refe
             log_correction = model.initial_log_prob(x0) - proposal.initial_log_prob(x0, ys[0])
     logw0 = _log_g(model, x0, ys[0], observed[0], 0) + log_correction
     logW0, c0 = _normalise(logw0)
-    ext0 = extension.init(model, x0, logW0, ys[0], observed[0]) if extension is not None else None
+    ext0 = extension.init(model, x0, logW0, ys[0], observed[0], proposal) if extension is not None else None
 
     def record(x, logW, inc, ess, resampled, ancestors):
         out = {"log_increment": inc, "ess": ess, "resampled": resampled}
@@ -141,7 +127,7 @@ def run(model, ys, observed, key, settings: FilterSettings, extension=None, refe
         logW_new, c2 = _normalise(base + log_inc)
         emitted = None
         if extension is not None:
-            ext, emitted = extension.step(model, ext, k_ext, x, logW, x_new, t, y_next, obs_next)
+            ext, emitted = extension.step(model, ext, k_ext, x, logW, x_new, t, y_next, obs_next, proposal)
         ess_new = 1.0 / jnp.sum(jnp.exp(2 * logW_new))
         return (x_new, logW_new, ext), (record(x_new, logW_new, c + c2, ess_new, resampled, a), emitted)
 

@@ -33,18 +33,32 @@ def trace_path(key, particles, log_weights_last, backward_indices):
     return particles[jnp.arange(T), idx]
 
 
-def particle_gibbs(model, ys, observed, key, settings, extension, sweeps: int, burn_in: int):
+def first_reference(model, ys, observed, key, settings, extension, proposal=None):
+    """An unconditional PaRIS run and a path traced through it: the chain's starting reference."""
+    key_run, key_trace = jax.random.split(key)
+    outs, _, _ = smc_filter.run(model, ys, observed, key_run, settings, extension, proposal=proposal)
+    return trace_path(key_trace, outs["particles"], outs["log_weights"][-1], outs["backward_indices"]), outs
+
+
+def sweep(model, ys, observed, key, settings, extension, reference, proposal=None):
+    """One conditional-SMC PaRIS sweep frozen on ``reference``: (the sweep's estimate Σ_i W^i τ^i,
+    the next reference, the sweep's log-likelihood increments)."""
+    k_run, k_path = jax.random.split(key)
+    o, _, estimate = smc_filter.run(model, ys, observed, k_run, settings, extension, reference=reference,
+                                    proposal=proposal)
+    new_ref = trace_path(k_path, o["particles"], o["log_weights"][-1], o["backward_indices"])
+    return estimate, new_ref, o["log_increment"]
+
+
+def particle_gibbs(model, ys, observed, key, settings, extension, sweeps: int, burn_in: int, proposal=None):
     """(mean estimate after burn-in (m,), per-sweep estimates (sweeps, m), reference paths (sweeps, T, d),
     the unconditional first run's outputs)."""
-    key0, key_trace, key_sweeps = jax.random.split(key, 3)
-    outs, _, _ = smc_filter.run(model, ys, observed, key0, settings, extension)
-    ref = trace_path(key_trace, outs["particles"], outs["log_weights"][-1], outs["backward_indices"])
+    key0, key_sweeps = jax.random.split(key)
+    ref, outs = first_reference(model, ys, observed, key0, settings, extension, proposal)
 
-    def sweep(ref, k):
-        k_run, k_path = jax.random.split(k)
-        o, _, estimate = smc_filter.run(model, ys, observed, k_run, settings, extension, reference=ref)
-        new_ref = trace_path(k_path, o["particles"], o["log_weights"][-1], o["backward_indices"])
+    def one(ref, k):
+        estimate, new_ref, _ = sweep(model, ys, observed, k, settings, extension, ref, proposal)
         return new_ref, (estimate, new_ref)
 
-    _, (estimates, paths) = jax.lax.scan(sweep, ref, jax.random.split(key_sweeps, sweeps))
+    _, (estimates, paths) = jax.lax.scan(one, ref, jax.random.split(key_sweeps, sweeps))
     return jnp.mean(estimates[burn_in:], axis=0), estimates, paths, outs

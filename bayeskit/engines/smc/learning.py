@@ -1,8 +1,12 @@
-"""Maximum likelihood for state-space models by stochastic gradient ascent on the PaRIS score.
+"""Learning in state-space models by stochastic gradient ascent on PaRIS-estimated scores.
 
-Each step estimates ∇θ log p(y) by Fisher's identity with PaRIS (`ScoreExtension`) at the current
-parameters and takes an Adam step on unconstrained coordinates: log for positive parameters,
-atanh for parameters in (−1, 1) (``constraints`` of the model class), identity otherwise.
+Each step estimates, at the current parameters, ∇θ log p(y) by Fisher's identity and/or the
+Markov-score-climbing gradient E_p[∇φ log r_φ(x | y)] of a proposal (`ScoreExtension`), both
+additive functionals, in one PaRIS pass: unconditional (`bk.PaRIS`) or inside conditional SMC
+with the reference path carried from step to step (`bk.ParticleGibbs`; the Markov chain of score
+climbing, Naesseth et al. 2020, with PaRIS particle Gibbs' bias reduction, Cardoso et al. 2023).
+Adam steps on unconstrained coordinates: log for positive parameters, atanh for parameters in
+(−1, 1) (``constraints`` of the model class), identity otherwise and for proposals.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
@@ -26,35 +31,38 @@ TRANSFORMS = {  # name: (to unconstrained, from unconstrained)
 @dataclasses.dataclass(frozen=True)
 class Learn:
     """Learn the model parameters named in ``params`` (field names, e.g. ("rho", "sigma")) by
-    ``steps`` Adam steps of size ``learning_rate`` on the PaRIS score; progress shows log p̂(y)."""
+    stochastic gradient ascent on the score of log p(y), and with ``proposal=True`` the engine's
+    `ParametricProposal` by Markov score climbing, both from the same PaRIS pass: ``steps`` Adam
+    steps of size ``learning_rate``. Progress shows log p̂(y), or E[log r_φ]/T for the proposal alone.
+    """
 
-    params: tuple[str, ...]
+    params: tuple[str, ...] = ()
+    proposal: bool = False
     steps: int = 200
     learning_rate: float = 0.02
 
     def __post_init__(self):
-        if isinstance(self.params, str) or not self.params or not all(isinstance(p, str) for p in self.params):
-            raise ConfigError(f"`params` must be a non-empty tuple of parameter names, got {self.params!r}")
+        if isinstance(self.params, str) or not all(isinstance(p, str) for p in self.params):
+            raise ConfigError(f"`params` must be a tuple of parameter names, got {self.params!r}")
+        if not isinstance(self.proposal, bool):
+            raise ConfigError(f"`proposal` must be True or False, got {self.proposal!r}")
+        if not self.params and not self.proposal:
+            raise ConfigError("Learn needs something to learn: name model parameters in `params`, "
+                              "or pass proposal=True to fit the engine's proposal")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ConfigError(f"`steps` must be an int >= 1, got {self.steps!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ConfigError(f"`learning_rate` must be positive, got {self.learning_rate!r}")
 
 
-def learn(model, learn_settings: Learn, estimate, key, progress: bool, T: int):
-    """(fitted model, history of log p̂(y), trace of the learned parameters).
-
-    ``estimate(model, key) -> (score raveled over all leaves, log p̂(y))``.
-    """
-    import optax
-
+def _check_params(model, params):
     names = [f.name for f in dataclasses.fields(model)]
-    unknown = [p for p in learn_settings.params if p not in names]
+    unknown = [p for p in params if p not in names]
     if unknown:
         raise ConfigError(f"`params` names {unknown[0]!r}, not a parameter of {type(model).__name__}; "
                           f"they are {', '.join(names)}")
     constraints = getattr(type(model), "constraints", {})
-    for p in learn_settings.params:
+    for p in params:
         kind = constraints.get(p, "real")
         value = np.asarray(getattr(model, p))
         if kind == "positive" and not np.all(value > 0):
@@ -62,34 +70,63 @@ def learn(model, learn_settings: Learn, estimate, key, progress: bool, T: int):
                               f"positive (a full covariance would need a Cholesky parameterisation)")
         if kind == "symmetric_unit" and not np.all(np.abs(value) < 1):
             raise ConfigError(f"`{p}` must start inside (-1, 1) to be learned")
-    # where each field sits in the raveled score
+    return constraints
+
+
+def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool, T: int):
+    """(fitted model, fitted proposal, history of the progress value, trace: per step the learned model
+    parameters, and under "proposal" the raveled proposal parameters).
+
+    ``estimate(model, proposal, key) -> (score, log p̂(y))``, the score laid out as `ScoreExtension`
+    with ``wrt_model = bool(params)`` and ``wrt_proposal = proposal``.
+    """
+    import optax
+
+    constraints = _check_params(model, learn_settings.params)
+    # where each model field sits in the raveled score
+    names = [f.name for f in dataclasses.fields(model)]
     leaves = [jnp.asarray(getattr(model, f)) for f in names]
-    offsets = np.cumsum([0] + [v.size for v in leaves])
+    offsets = np.cumsum([0] + [v.size for v in leaves]) if learn_settings.params else np.zeros(len(names) + 1, int)
     slots = {f: (offsets[i], offsets[i + 1], leaves[i].shape) for i, f in enumerate(names)}
+    flat_phi, unravel_phi = jax.flatten_util.ravel_pytree(proposal if learn_settings.proposal else ())
 
     def to_model(theta):
-        values = {p: TRANSFORMS[constraints.get(p, "real")][1](u) for p, u in theta.items()}
+        values = {p: TRANSFORMS[constraints.get(p, "real")][1](u) for p, u in theta["model"].items()}
         return dataclasses.replace(model, **values)
 
-    theta = {p: TRANSFORMS[constraints.get(p, "real")][0](jnp.asarray(getattr(model, p), float))
-             for p in learn_settings.params}
+    def to_proposal(theta):
+        return unravel_phi(theta["proposal"]) if learn_settings.proposal else proposal
+
+    theta = {"model": {p: TRANSFORMS[constraints.get(p, "real")][0](jnp.asarray(getattr(model, p), float))
+                       for p in learn_settings.params},
+             "proposal": flat_phi}
     opt = optax.adam(learn_settings.learning_rate)
     keys = iter(jax.random.split(key, learn_settings.steps))
     trace = []
 
+    @jax.jit
+    def update(theta, state, score):
+        """Adam on -(score)/T, mapped to unconstrained coordinates by the transforms' vjps."""
+        grads = {"model": {}, "proposal": jnp.zeros_like(flat_phi)}
+        for p, u in theta["model"].items():
+            lo, hi, shape = slots[p]
+            _, vjp = jax.vjp(TRANSFORMS[constraints.get(p, "real")][1], u)
+            grads["model"][p] = -vjp(score[lo:hi].reshape(shape))[0] / T  # descend on -log p(y) / T
+        if learn_settings.proposal:  # the tail: E[∇φ log r_φ], then E[log r_φ]
+            grads["proposal"] = -score[offsets[-1]:offsets[-1] + flat_phi.size] / T
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(theta, updates), state
+
     def step(theta, state):
         current = to_model(theta)
-        score, loglik = estimate(current, next(keys))
-        grads = {}
-        for p, u in theta.items():
-            lo, hi, shape = slots[p]
-            g_value = jnp.asarray(score[lo:hi]).reshape(shape)
-            _, vjp = jax.vjp(TRANSFORMS[constraints.get(p, "real")][1], u)
-            grads[p] = -vjp(g_value)[0] / T  # descend on -log p(y) / T
-        updates, state = opt.update(grads, state)
-        trace.append({p: np.asarray(getattr(current, p)) for p in theta})
-        return optax.apply_updates(theta, updates), state, -loglik / T
+        score, loglik = estimate(current, to_proposal(theta), next(keys))
+        trace.append({p: np.asarray(getattr(current, p)) for p in theta["model"]}
+                     | ({"proposal": np.asarray(theta["proposal"])} if learn_settings.proposal else {}))
+        shown = -loglik / T if learn_settings.params else -float(score[-1]) / T
+        theta, state = update(theta, state, jnp.asarray(score))
+        return theta, state, shown
 
+    label = "log p̂(y)" if learn_settings.params else "E[log r_φ(x | y)]"
     theta, history = run_steps(step, theta, opt.init(theta), steps=learn_settings.steps, n=T, progress=progress,
-                               desc="particle MLE", label="log p̂(y)", keep="last")
-    return to_model(theta), history, trace
+                               desc="particle learning", label=label, keep="last")
+    return to_model(theta), to_proposal(theta), history, trace

@@ -105,28 +105,29 @@ class PaRISExtension:
             raise ConfigError(f"`backward='rejection'` needs a bound on the transition density: "
                               f"{type(model).__name__}.transition_log_bound returns None")
 
-    def increment(self, model, x, x_new, t, y_next, observed):
+    def increment(self, model, x, x_new, t, y_next, observed, proposal=None):
         """h_t(x, x_new) as (..., m)."""
         value = self.functional(x, x_new, t)
         return value[..., None] if value.ndim == x.ndim - 1 else value
 
-    def start(self, model, x0, y0, observed):
+    def start(self, model, x0, y0, observed, proposal=None):
         """τ_0 = h_init(x_0) as (N, m), zeros without an initial functional."""
-        shape = jax.eval_shape(lambda a: self.increment(model, a, a, 0, y0, observed), x0[:1]).shape
+        shape = jax.eval_shape(lambda a: self.increment(model, a, a, 0, y0, observed, proposal), x0[:1]).shape
         if self.initial is None:
             return jnp.zeros((x0.shape[0], shape[-1]), x0.dtype)
         value = self.initial(x0)
         return value[:, None] if value.ndim == 1 else value
 
-    def init(self, model, x0, logW0, y0, observed):
-        return self.start(model, x0, y0, observed)
+    def init(self, model, x0, logW0, y0, observed, proposal=None):
+        return self.start(model, x0, y0, observed, proposal)
 
-    def step(self, model, tau, key, x, logW, x_new, t, y_next, observed):
+    def step(self, model, tau, key, x, logW, x_new, t, y_next, observed, proposal=None):
         if self.backward == "exact":
             J = backward_exact(model, key, x, logW, x_new, t, self.K)
         else:
             J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
-        h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed)  # (K, N, m)
+        h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed,
+                           proposal)  # (K, N, m)
         return jnp.mean(tau[J] + h, axis=0), (J if self.keep_indices else None)
 
     def final(self, model, tau, x, logW):
@@ -135,39 +136,63 @@ class PaRISExtension:
 
 @dataclasses.dataclass(frozen=True)
 class ScoreExtension(PaRISExtension):
-    """PaRIS for the score by Fisher's identity (Cappé, Moulines & Rydén 2005, §10.2):
+    """PaRIS for scores, additive functionals whose value is a gradient (``functional`` is unused).
+
+    With ``wrt_model``, the score of the model by Fisher's identity (Cappé, Moulines & Rydén 2005, §10.2):
 
         ∇θ log p(y) = E[∇θ log μ(x_0) + ∇θ log g_0(x_0, y_0) + Σ_t ∇θ(log q_t(x_t, x_{t+1})
                       + log g_{t+1}(x_{t+1}, y_{t+1})) | y],
 
-    an additive functional whose value is the gradient in the model's leaves, raveled (m = the
-    number of scalar parameters). ``functional`` is unused.
+    raveled over ``jax.tree_util.tree_leaves(model)``. With ``wrt_proposal`` (a `ParametricProposal`
+    passed to the filter), then E[∇φ log r_φ(x_{0:T−1} | y) | y], raveled over the proposal's
+    leaves, and last E[log r_φ(x_{0:T−1} | y) | y] itself (the score-climbing objective).
     """
 
     functional: Callable | None = None
+    wrt_model: bool = True
+    wrt_proposal: bool = False
 
-    def _grad(self, model, f):
-        leaves, treedef = jax.tree_util.tree_flatten(model)
+    @staticmethod
+    def _grad(obj, f):
+        """(*args) -> (∇ of f(obj, *args) in obj's leaves, raveled; the value f(obj, *args))."""
+        leaves, treedef = jax.tree_util.tree_flatten(obj)
 
         def scalar(lv, *args):
             return f(jax.tree_util.tree_unflatten(treedef, lv), *args)
 
         def flat(*args):
-            return jnp.concatenate([jnp.ravel(g) for g in jax.grad(scalar)(leaves, *args)])
+            value, grads = jax.value_and_grad(scalar)(leaves, *args)
+            return jnp.concatenate([jnp.ravel(g) for g in grads] + [jnp.zeros(0)]), value
 
         return flat
 
-    def increment(self, model, x, x_new, t, y_next, observed):
-        def pair(m, a, b):
+    def _pieces(self, model, proposal, model_term, proposal_term, *args):
+        pieces = []
+        if self.wrt_model:
+            pieces.append(self._grad(model, model_term)(*args)[0])
+        if self.wrt_proposal:
+            grad, value = self._grad(proposal, proposal_term)(*args)
+            pieces += [grad, value[None]]
+        return jnp.concatenate(pieces)
+
+    def increment(self, model, x, x_new, t, y_next, observed, proposal=None):
+        def model_pair(m, a, b):
             log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
             return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
 
-        g = jax.vmap(self._grad(model, pair))(x.reshape(-1, x.shape[-1]), x_new.reshape(-1, x.shape[-1]))
+        def proposal_pair(r, a, b):
+            return r.log_prob(a[None], b[None], y_next, t)[0]
+
+        one = lambda a, b: self._pieces(model, proposal, model_pair, proposal_pair, a, b)  # noqa: E731
+        g = jax.vmap(one)(x.reshape(-1, x.shape[-1]), x_new.reshape(-1, x.shape[-1]))
         return g.reshape(*x.shape[:-1], -1)
 
-    def start(self, model, x0, y0, observed):
-        def one(m, a):
+    def start(self, model, x0, y0, observed, proposal=None):
+        def model_one(m, a):
             log_g = m.observation_log_prob(a[None], y0, 0)[0]
             return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
 
-        return jax.vmap(self._grad(model, one))(x0)
+        def proposal_one(r, a):  # without an initial proposal, x_0 ~ μ does not depend on φ
+            return r.initial_log_prob(a[None], y0)[0] if r.initial_log_prob is not None else jnp.zeros(())
+
+        return jax.vmap(lambda a: self._pieces(model, proposal, model_one, proposal_one, a))(x0)
