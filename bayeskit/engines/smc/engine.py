@@ -17,7 +17,7 @@ from ...models.state_space.base import StateSpaceModel
 from . import filter as smc_filter
 from . import resampling
 from .learning import Learn
-from .paris import PaRISExtension, ScoreExtension
+from .paris import InformationExtension, PaRISExtension, ScoreExtension
 from .posterior import SMCPosterior
 from .proposals import ParametricProposal, Proposal
 
@@ -150,9 +150,9 @@ class PaRIS(ParticleFilter):
             raise ConfigError(f"`learn` must be a bk.smc.Learn(params=...), got {self.learn!r}")
         if self.functional is None and self.learn is not None:
             object.__setattr__(self, "functional", "score")
-        if not (callable(self.functional) or self.functional == "score"):
-            raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states or 'score', "
-                              f"got {self.functional!r}")
+        if not (callable(self.functional) or self.functional in ("score", "information")):
+            raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states, 'score' or "
+                              f"'information', got {self.functional!r}")
         if self.backward not in ("auto", "exact", "rejection"):
             raise ConfigError(f"`backward` must be 'auto', 'exact' or 'rejection', got {self.backward!r}")
 
@@ -164,9 +164,9 @@ class PaRIS(ParticleFilter):
         return "rejection" if bounded and self.n_particles > 256 else "exact"
 
     def fit(self, model, data, key):
-        if self.learn is None:
-            return super().fit(model, data, key)
-        return self._fit_learning(model, data, key)
+        if self.learn is not None:
+            return self._fit_learning(model, data, key)
+        return _split_information(super().fit(model, data, key), self.functional)
 
     def _score(self, model) -> ScoreExtension:
         score = ScoreExtension(None, self.K, self._backward(model), wrt_model=bool(self.learn.params),
@@ -196,20 +196,59 @@ class PaRIS(ParticleFilter):
         estimate = self._score_estimator(model, ys, observed)
         fitted, proposal, history, trace = learn(model, self.proposal, self.learn, estimate, key_learn,
                                                  self.progress, ys.shape[0])
-        post = dataclasses.replace(self, learn=None, proposal=proposal).fit(fitted, data, key_final)
+        final = self.functional if callable(self.functional) else "information"
+        post = dataclasses.replace(self, learn=None, proposal=proposal, functional=final).fit(fitted, data, key_final)
         post.engine_settings = self.settings()
         post.learned, post.learned_proposal, post.learning_history = fitted, proposal, tuple(history)
         post.learning_trace = {p: np.array([t[p] for t in trace]) for p in trace[0]} if trace else {}
+        if final == "information" and self.learn.params:
+            post.standard_errors = standard_errors(fitted, post.observed_information, self.learn.params)
         return post
 
     def _extension(self, model):
         backward = self._backward(model)
         if self.functional == "score":
             extension = ScoreExtension(None, self.K, backward)
+        elif self.functional == "information":
+            extension = InformationExtension(None, self.K, backward)
         else:
             extension = PaRISExtension(self.functional, self.K, backward, self.initial_functional)
         extension.check(model)
         return extension
+
+
+def _split_information(post, functional):
+    """For ``functional="information"``: ``functional`` becomes the score (m,) and
+    ``observed_information`` (m, m) the mean over runs of each run's Louis-identity estimate."""
+    if functional == "information":
+        runs = post.functional_runs
+        m = int(round((-1 + np.sqrt(1 + 4 * runs.shape[-1])) / 2))  # runs carry m + m² numbers
+        post.information_runs = runs[:, m:].reshape(-1, m, m)
+        post.observed_information = post.information_runs.mean(0)
+        post.functional_runs = runs[:, :m]
+        post.functional = post.functional_runs.mean(0)
+    return post
+
+
+def standard_errors(model, information, params) -> dict:
+    """Standard errors of the named parameters, inverting the observed information's block of their
+    entries (the other parameters held at their values): {name: array of the parameter's shape}."""
+    names = [f.name for f in dataclasses.fields(model)]
+    sizes = [np.size(getattr(model, f)) for f in names]
+    offsets = dict(zip(names, np.cumsum([0] + sizes[:-1]), strict=True))
+    index = np.concatenate([offsets[p] + np.arange(np.size(getattr(model, p))) for p in params])
+    block = np.asarray(information)[np.ix_(index, index)]
+    try:
+        cov = np.linalg.inv(block)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(block, np.nan)
+    diag = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))  # NaN: not at a maximum
+    out, start = {}, 0
+    for p in params:
+        size = np.size(getattr(model, p))
+        out[p] = diag[start:start + size].reshape(np.shape(getattr(model, p)))
+        start += size
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "extension"))
@@ -263,7 +302,7 @@ class ParticleGibbs(PaRIS):
                             self.settings())
         post.sweep_estimates = np.asarray(per_sweep)  # (runs, sweeps, m)
         post.paths = np.asarray(paths)[:, self.burn_in:]  # (runs, sweeps − burn_in, T, d)
-        return post
+        return _split_information(post, self.functional)
 
     def _score_estimator(self, model, ys, observed):
         """estimate(model, proposal, key) -> (score, log p̂(y)) from one conditional sweep, the reference

@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 
 from ...core.errors import ConfigError
@@ -196,3 +197,74 @@ class ScoreExtension(PaRISExtension):
             return r.initial_log_prob(a[None], y0)[0] if r.initial_log_prob is not None else jnp.zeros(())
 
         return jax.vmap(lambda a: self._pieces(model, proposal, model_one, proposal_one, a))(x0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InformationExtension(ScoreExtension):
+    """The score and the observed information J = −∇²θ log p(y) by Louis' identity (1982),
+
+        −∇² log p(y) = −E[∇² log p(x, y) | y] − Cov[∇ log p(x, y) | y],
+
+    both terms from PaRIS: E[∇² log p(x, y) | y] is additive; for the covariance each particle also
+    carries Υ^i ≈ E[S S^T | x_t = ξ^i] of the additive score S = Σ_s h_s, which obeys the same backward
+    decomposition (h_t depends on (x_t, x_{t+1}) only):
+
+        Υ_{t+1}^i = (1/K) Σ_k (Υ_t^J + τ_t^J h^T + h τ_t^{J T} + h h^T),   h = h_t(ξ_t^J, ξ_{t+1}^i).
+
+    The final value is [score (m), J raveled (m²)] in the model's leaves.
+    """
+
+    def _hessian(self, model, f):
+        leaves, treedef = jax.tree_util.tree_flatten(model)
+        flat, unravel = jax.flatten_util.ravel_pytree(leaves)
+
+        def scalar(v, *args):
+            return f(jax.tree_util.tree_unflatten(treedef, unravel(v)), *args)
+
+        def both(*args):
+            g = jax.grad(scalar)(flat, *args)
+            return g, jax.hessian(scalar)(flat, *args).ravel()
+
+        return both
+
+    def increment(self, model, x, x_new, t, y_next, observed, proposal=None):
+        def pair(m, a, b):
+            log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
+            return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
+
+        g, h = jax.vmap(self._hessian(model, pair))(x.reshape(-1, x.shape[-1]), x_new.reshape(-1, x.shape[-1]))
+        return jnp.concatenate([g, h], -1).reshape(*x.shape[:-1], -1)
+
+    def start(self, model, x0, y0, observed, proposal=None):
+        def one(m, a):
+            log_g = m.observation_log_prob(a[None], y0, 0)[0]
+            return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
+
+        g, h = jax.vmap(self._hessian(model, one))(x0)
+        return jnp.concatenate([g, h], -1), g[:, :, None] * g[:, None, :]
+
+    def init(self, model, x0, logW0, y0, observed, proposal=None):
+        return self.start(model, x0, y0, observed, proposal)
+
+    def step(self, model, carry, key, x, logW, x_new, t, y_next, observed, proposal=None):
+        tau, upsilon = carry
+        m = upsilon.shape[-1]
+        if self.backward == "exact":
+            J = backward_exact(model, key, x, logW, x_new, t, self.K)
+        else:
+            J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
+        h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed)
+        s, g = tau[J][..., :m], h[..., :m]  # (K, N, m): the score so far and this step's term
+        outer = s[..., :, None] * g[..., None, :]
+        upsilon_new = jnp.mean(upsilon[J] + outer + jnp.swapaxes(outer, -1, -2) + g[..., :, None] * g[..., None, :], 0)
+        return (jnp.mean(tau[J] + h, axis=0), upsilon_new), (J if self.keep_indices else None)
+
+    def final(self, model, carry, x, logW):
+        tau, upsilon = carry
+        W = jnp.exp(logW)
+        m = upsilon.shape[-1]
+        score = jnp.sum(W[:, None] * tau[:, :m], 0)
+        hessian = jnp.sum(W[:, None] * tau[:, m:], 0).reshape(m, m)
+        second = jnp.sum(W[:, None, None] * upsilon, 0)
+        info = -hessian - (second - jnp.outer(score, score))
+        return jnp.concatenate([score, (0.5 * (info + info.T)).ravel()])

@@ -60,13 +60,15 @@ def _normal_log_prob(z, loc, log_scale):
     return jnp.sum(-0.5 * ((z - loc) * jnp.exp(-log_scale)) ** 2 - log_scale - 0.5 * jnp.log(2 * jnp.pi), -1)
 
 
-@state_space_dataclass
+@state_space_dataclass(static=("features",))
 class GaussianProposal(ParametricProposal):
-    """r_φ(x_{t+1} | x_t, y_{t+1}) = N(A x_t + B y_{t+1} + c, diag(exp(2 s))) and
+    """r_φ(x_{t+1} | x_t, y_{t+1}) = N(A x_t + B f(y_{t+1}) + c, diag(exp(2 s))) and
     r_φ,0(x_0 | y_0) = N(c0, diag(exp(2 s0))), with φ = (A, B, c, s, c0, s0) unconstrained.
 
-    For a linear-Gaussian model the locally optimal proposal p(x_{t+1} | x_t, y_{t+1}) lies in this
-    family. Start from `GaussianProposal.from_prior` and refine with ``Learn(proposal=True)``.
+    ``features`` f maps observations (..., p) to (..., k) (default: y itself). For a linear-Gaussian
+    model the locally optimal proposal p(x_{t+1} | x_t, y_{t+1}) lies in this family with f(y) = y;
+    where y informs x through its size (stochastic volatility) use e.g. f(y) = log(y² + ε).
+    Start from `GaussianProposal.from_prior` and refine with ``Learn(proposal=True)``.
     """
 
     A: jnp.ndarray
@@ -75,13 +77,18 @@ class GaussianProposal(ParametricProposal):
     log_scale: jnp.ndarray
     c0: jnp.ndarray
     log_scale0: jnp.ndarray
+    features: Callable | None = None
+
+    def _loc(self, x, y_next):
+        f = y_next if self.features is None else self.features(y_next)
+        return x @ self.A.T + f @ self.B.T + self.c
 
     def sample(self, key, x, y_next, t):
-        loc = x @ self.A.T + y_next @ self.B.T + self.c
+        loc = self._loc(x, y_next)
         return loc + jnp.exp(self.log_scale) * jax.random.normal(key, loc.shape, loc.dtype)
 
     def log_prob(self, x, x_next, y_next, t):
-        return _normal_log_prob(x_next, x @ self.A.T + y_next @ self.B.T + self.c, self.log_scale)
+        return _normal_log_prob(x_next, self._loc(x, y_next), self.log_scale)
 
     def initial_sample(self, key, y0, n):
         d = self.c0.shape[0]
@@ -92,20 +99,23 @@ class GaussianProposal(ParametricProposal):
 
     def check(self, model):
         d, p = int(model.state_dim), int(model.obs_dim)
-        shapes = {"A": (d, d), "B": (d, p), "c": (d,), "log_scale": (d,), "c0": (d,), "log_scale0": (d,)}
+        k = p if self.features is None else jax.eval_shape(self.features, jnp.zeros((1, p))).shape[-1]
+        shapes = {"A": (d, d), "B": (d, k), "c": (d,), "log_scale": (d,), "c0": (d,), "log_scale0": (d,)}
         for name, shape in shapes.items():
             got = np.shape(getattr(self, name))
             if got != shape:
                 raise ConfigError(f"GaussianProposal: `{name}` must have shape {shape} for {type(model).__name__} "
-                                  f"(d = {d} states, p = {p} observations), got {got}")
+                                  f"(d = {d} states, {k} observation features), got {got}")
 
     @classmethod
-    def from_paths(cls, xs, ys):
+    def from_paths(cls, xs, ys, features=None):
         """Least-squares fit to state paths xs (R, T, d) with observations ys (R, T, p): regress
-        x_{t+1} on (x_t, y_{t+1}, 1) pooled over t and paths; x_0's mean and spread directly."""
+        x_{t+1} on (x_t, f(y_{t+1}), 1) pooled over t and paths; x_0's mean and spread directly."""
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
         if xs.ndim != 3 or ys.ndim != 3 or xs.shape[:2] != ys.shape[:2] or xs.shape[1] < 2:
             raise ConfigError(f"`xs` (R, T, d) and `ys` (R, T, p) must share R and T >= 2, got {xs.shape}, {ys.shape}")
+        if features is not None:
+            ys = np.asarray(features(jnp.asarray(ys)), float)
         d, p = xs.shape[-1], ys.shape[-1]
         Z = np.concatenate([xs[:, :-1], ys[:, 1:], np.ones(xs[:, 1:, :1].shape)], -1).reshape(-1, d + p + 1)
         target = xs[:, 1:].reshape(-1, d)
@@ -114,12 +124,13 @@ class GaussianProposal(ParametricProposal):
         x0 = xs[:, 0]
         sd0 = x0.std(0) if x0.shape[0] > 1 else np.ones(d)
         return cls(jnp.asarray(coef[:d].T), jnp.asarray(coef[d:d + p].T), jnp.asarray(coef[-1]),
-                   jnp.asarray(np.log(resid.std(0) + 1e-12)), jnp.asarray(x0.mean(0)), jnp.asarray(np.log(sd0 + 1e-12)))
+                   jnp.asarray(np.log(resid.std(0) + 1e-12)), jnp.asarray(x0.mean(0)), jnp.asarray(np.log(sd0 + 1e-12)),
+                   features)
 
     @classmethod
-    def from_prior(cls, model, key, T: int = 100, runs: int = 100):
+    def from_prior(cls, model, key, T: int = 100, runs: int = 100, features=None):
         """The fit (`from_paths`) to ``runs`` paths of length ``T`` simulated from the model: an
         amortised guess of p(x_{t+1} | x_t, y_{t+1}) under the prior, before any data."""
         keys = jax.random.split(key, runs)
         xs, ys = jax.vmap(lambda k: model.simulate(k, T))(keys)
-        return cls.from_paths(xs, ys)
+        return cls.from_paths(xs, ys, features)
