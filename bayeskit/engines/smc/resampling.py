@@ -1,8 +1,9 @@
 """Resampling schemes: N ancestor indices from normalised weights W (all unbiased: E[#copies of i] = N W_i).
 
-Each draws sorted uniforms u_1 < … < u_N and inverts the cumulative weights:
+Each draws uniforms u_1..u_N and inverts the cumulative weights by binary search (O(N log N),
+no sort: the order of the ancestors is immaterial to the particle system):
 
-* multinomial: u i.i.d. uniform, sorted (the highest variance);
+* multinomial: u i.i.d. uniform (the highest variance);
 * stratified: u_i = (i + U_i)/N, one uniform per stratum;
 * systematic: u_i = (i + U)/N, one uniform in all (the lowest variance in practice);
 * residual: ⌊N W_i⌋ copies of i deterministically, the remaining R draws multinomial on the
@@ -24,7 +25,7 @@ def _invert(W, u):
 
 
 def multinomial(key, W, n):
-    return _invert(W, jnp.sort(jax.random.uniform(key, (n,), dtype=W.dtype)))
+    return _invert(W, jax.random.uniform(key, (n,), dtype=W.dtype))
 
 
 def stratified(key, W, n):
@@ -41,8 +42,8 @@ def residual(key, W, n):
     deterministic = jnp.repeat(jnp.arange(W.shape[0], dtype=jnp.int32), copies, total_repeat_length=n)
     n_det = jnp.sum(copies)
     rest = scaled - copies
-    # i.i.d. (unsorted) draws, of which the first n − n_det fill the places after the deterministic copies
-    drawn = jax.random.categorical(key, jnp.log(rest), shape=(n,)).astype(jnp.int32)
+    # i.i.d. draws, of which the first n − n_det fill the places after the deterministic copies
+    drawn = multinomial(key, rest, n)
     positions = jnp.arange(n)
     return jnp.where(positions < n_det, deterministic, drawn[jnp.maximum(positions - n_det, 0)])
 
