@@ -36,10 +36,12 @@ _EXPORTS = {
     "ParticleFilter": "bayeskit.engines.smc",
     "PaRIS": "bayeskit.engines.smc",
     "ParticleGibbs": "bayeskit.engines.smc",
+    "VI": "bayeskit.engines.vi",
 }
+_MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc"}  # short namespaces: bk.vi.iwelbo
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 
-__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES, *_MODULES]
 
 
 def __getattr__(name: str):
@@ -47,6 +49,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"bayeskit.{name}")
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
     else:
         raise AttributeError(f"module 'bayeskit' has no attribute {name!r}")
     globals()[name] = value

@@ -1,0 +1,333 @@
+"""`bk.VI`: variational inference on NumPyro models with programmable objectives and per-choice
+gradient estimators.
+
+The optimisation runs as compiled chunks of steps (`lax.scan`): between chunks the host updates
+the progress bar and, when asked, writes a checkpoint. A step whose objective or gradient is not
+finite stops the run: the state after the last finite step is kept and returned with the error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pickle
+from collections.abc import Callable, Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from ...core.engine import Engine
+from ...core.errors import ConfigError, SamplingError
+from ...core.model import NumPyroModel
+from ...core.posterior import DrawsPosterior
+from . import estimators as est
+from .families import as_family
+from .objectives import as_objective
+
+CHUNKS = 50  # host round trips per run
+
+
+def _positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VI(Engine):
+    """Stochastic-gradient variational inference.
+
+    ``objective``: a program ``(model, guide) -> scalar`` to maximise (`bk.vi.elbo`, `iwelbo(K)`,
+    `forward_kl(K)`, `rws(K)` or your own). ``guide``: "mean_field", "full_rank",
+    `bk.vi.LowRank(rank)`, `bk.vi.Flow()`, or a NumPyro guide function. ``estimator``: how each
+    random choice of the guide is differentiated: None (reparameterised where possible, else
+    REINFORCE with a running baseline), one of "reparam", "reinforce", "enum", "mvd" for all, or a
+    dict site -> estimator. ``optimizer``: an optax optimizer (default Adam(``learning_rate``)).
+    ``draws``: posterior draws taken from the fitted guide. ``checkpoint``: a file the state is
+    written to every chunk of steps; ``resume=True`` continues from it.
+    """
+
+    objective: Callable | str = "elbo"
+    guide: object = "mean_field"
+    estimator: str | Mapping | None = None
+    steps: int = 2000
+    learning_rate: float = 0.01
+    optimizer: object = None
+    draws: int = 1000
+    progress: bool = True
+    checkpoint: str | None = None
+    resume: bool = False
+
+    model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
+
+    def __post_init__(self):
+        as_objective(self.objective)
+        as_family(self.guide)
+        _positive_int("steps", self.steps)
+        _positive_int("draws", self.draws)
+        if not (isinstance(self.learning_rate, (int, float)) and not isinstance(self.learning_rate, bool)
+                and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"`learning_rate` must be a positive number, got {self.learning_rate!r}")
+        if self.estimator is not None and not isinstance(self.estimator, Mapping):
+            est.as_estimator(self.estimator, "*")
+        if isinstance(self.estimator, Mapping):
+            for site, value in self.estimator.items():
+                est.as_estimator(value, site)
+        if self.resume and not self.checkpoint:
+            raise ConfigError("`resume=True` needs `checkpoint=` (the file to resume from)")
+
+    def _estimators(self):
+        return est.chooser(self.estimator)
+
+    def fit(self, model, data, key) -> DrawsPosterior:
+        import jax
+
+        spec = model.inspect(data)
+        family = as_family(self.guide)
+        guide_fn = family.build(model.fn) if hasattr(family, "build") else family
+        objective = as_objective(self.objective)
+        estimators = self._estimators()
+        if isinstance(self.estimator, Mapping):
+            unknown = set(self.estimator) - {s.name for s in spec.latent} - _guide_sites(guide_fn, spec, key)
+            if unknown:
+                raise ConfigError(f"`estimator` names site {sorted(unknown)[0]!r}, which the guide does not sample")
+        key_init, key_run, key_draw = jax.random.split(key, 3)
+        state = _initial_state(model.fn, guide_fn, spec, key_init, self)
+        program = _Program(objective, model.fn, guide_fn, spec, estimators, self)
+        state, history, bad = program.run(state, key_run)
+        post = _posterior(model, spec, guide_fn, state, history, key_draw, self)
+        if bad is not None:
+            raise SamplingError(f"the objective or its gradient was not finite at step {bad}: the run stopped there "
+                                f"and kept the parameters of step {max(bad - 1, 0)}, the last with a finite "
+                                f"objective (error.partial); lower the learning rate or check the model", partial=post)
+        return post
+
+
+def _guide_sites(guide_fn, spec, key) -> set:
+    from numpyro import handlers
+
+    tr = handlers.trace(handlers.seed(guide_fn, key)).get_trace(**spec.kwargs())
+    return {n for n, s in tr.items() if s["type"] == "sample"}
+
+
+def _collect_params(fn, spec, key, substitute=None):
+    """{name: (constrained initial value, constraint)} of the param sites of a NumPyro program."""
+    from numpyro import handlers
+    from numpyro.distributions import constraints
+
+    program = handlers.seed(fn, key)
+    if substitute:
+        program = handlers.substitute(program, data=substitute)
+    tr = handlers.trace(program).get_trace(**spec.kwargs())
+    out = {}
+    for name, site in tr.items():
+        if site["type"] == "param":
+            out[name] = (site["value"], site["kwargs"].get("constraint", constraints.real))
+    latents = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+    return out, latents
+
+
+@dataclasses.dataclass
+class _State:
+    unconstrained: dict
+    opt_state: object
+    baseline: object
+    step: int
+    history: list
+
+
+def _initial_state(model_fn, guide_fn, spec, key, engine) -> _State:
+    import jax
+    import jax.numpy as jnp
+    from numpyro.distributions.transforms import biject_to
+
+    if engine.resume and os.path.exists(engine.checkpoint):
+        with open(engine.checkpoint, "rb") as f:
+            saved = pickle.load(f)
+        return _State(jax.tree_util.tree_map(jnp.asarray, saved["unconstrained"]),
+                      jax.tree_util.tree_map(jnp.asarray, saved["opt_state"]), jnp.asarray(saved["baseline"]),
+                      saved["step"], list(saved["history"]))
+    k1, k2 = jax.random.split(key)
+    guide_params, guide_latents = _collect_params(guide_fn, spec, k1)
+    model_params, _ = _collect_params(model_fn, spec, k2, substitute=guide_latents)
+    params = {**model_params, **guide_params}
+    unconstrained = {k: biject_to(c).inv(v) for k, (v, c) in params.items()}
+    return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0, [])
+
+
+def _optimizer(engine):
+    import optax
+
+    return engine.optimizer if engine.optimizer is not None else optax.adam(engine.learning_rate)
+
+
+class _Program:
+    """The compiled chunk of optimisation steps."""
+
+    def __init__(self, objective, model_fn, guide_fn, spec, estimators, engine):
+        import jax
+        import jax.numpy as jnp
+        from numpyro import handlers
+        from numpyro.distributions import constraints
+        from numpyro.distributions.transforms import biject_to
+
+        from .runtime import surrogate
+
+        self.engine = engine
+        optimizer = _optimizer(engine)
+        static = dict(spec.static)
+        g_tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
+        m_tr = handlers.trace(handlers.substitute(handlers.seed(model_fn, 0), data={
+            n: s["value"] for n, s in g_tr.items() if s["type"] == "sample"})).get_trace(**spec.kwargs())
+        cons = {n: s["kwargs"].get("constraint", constraints.real) for tr in (g_tr, m_tr) for n, s in tr.items()
+                if s["type"] == "param"}
+        baselines = [v for v in _all_estimators(estimators, g_tr) if isinstance(v, est.Reinforce)]
+        running = any(b.baseline == "running" for b in baselines)
+        fixed = next((float(b.baseline) for b in baselines if isinstance(b.baseline, (int, float))), 0.0)
+        decay = baselines[0].decay if baselines else 0.9
+
+        def constrain(u):
+            return {k: biject_to(cons[k])(v) for k, v in u.items()}
+
+        def step(carry, key, arrays):
+            current, previous, bad, count = carry  # states (u, opt_state, baseline): now and one step back
+            u, opt_state, baseline = current
+
+            def loss(u):
+                total, value = surrogate(objective, model_fn, guide_fn, {**static, **arrays}, constrain(u),
+                                         key, estimators, baseline if running else fixed)
+                return -total, value
+
+            (_, value), grads = jax.value_and_grad(loss, has_aux=True)(u)
+            updates, new_opt = optimizer.update(grads, opt_state, u)
+            new_u = jax.tree_util.tree_map(lambda a, b: a + b, u, updates)
+            finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g))
+                                                              for g in jax.tree_util.tree_leaves(grads)] or [True]))
+            ok, fails_now = finite & (bad < 0), ~finite & (bad < 0)
+            new_baseline = decay * baseline + (1 - decay) * value if running else baseline
+            # on the first failure go back to the state whose objective (the last recorded) was finite
+            pick = lambda a, b, c: jnp.where(ok, a, jnp.where(fails_now, b, c))  # noqa: E731
+            nxt = jax.tree_util.tree_map(pick, (new_u, new_opt, new_baseline), previous, current)
+            prev = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), current, previous)
+            return (nxt, prev, jnp.where(fails_now, count, bad), count + 1), value
+
+        def chunk(carry, keys, arrays):
+            return jax.lax.scan(lambda c, k: step(c, k, arrays), carry, keys)
+
+        self._chunk = jax.jit(chunk)
+        self._arrays = spec.arrays
+
+    def run(self, state: _State, key):
+        import jax
+        import jax.numpy as jnp
+        from tqdm.auto import tqdm
+
+        engine = self.engine
+        total = engine.steps
+        length = max(1, math.ceil(total / CHUNKS))
+        current = (state.unconstrained, state.opt_state, state.baseline)
+        carry = (current, current, jnp.asarray(-1), jnp.asarray(state.step))
+        history = list(state.history)
+        start = state.step
+        with tqdm(total=total, initial=start, desc="VI", disable=not engine.progress, dynamic_ncols=True) as bar:
+            while start < total:
+                stop = min(start + length, total)
+                # step t's key is fold_in(key, t): a resumed run repeats the uninterrupted one exactly
+                keys = jax.vmap(lambda t: jax.random.fold_in(key, t))(jnp.arange(start, stop))
+                carry, values = self._chunk(carry, keys, self._arrays)
+                values = np.asarray(values)
+                (u, opt_state, baseline), _, bad, _ = carry
+                b = int(bad)
+                if b >= 0:
+                    history.extend(values[:b - start].tolist())
+                    return _State(u, opt_state, baseline, b, history), history, b
+                history.extend(values.tolist())
+                bar.update(stop - start)
+                bar.set_postfix_str(f"objective {np.mean(values[-max(1, len(values) // 2):]):.3f}", refresh=False)
+                start = stop
+                state = _State(u, opt_state, baseline, start, history)
+                if engine.checkpoint:
+                    _save_checkpoint(engine.checkpoint, state)
+        return state, history, None
+
+
+def _all_estimators(estimators, guide_trace):
+    return [estimators(n, s["fn"]) for n, s in guide_trace.items()
+            if s["type"] == "sample" and not s.get("is_observed", False)]
+
+
+def _save_checkpoint(path, state: _State):
+    import jax
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump({"unconstrained": jax.tree_util.tree_map(np.asarray, state.unconstrained),
+                     "opt_state": jax.tree_util.tree_map(np.asarray, state.opt_state),
+                     "baseline": np.asarray(state.baseline), "step": state.step, "history": state.history}, f)
+    os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint
+
+
+class VIPosterior(DrawsPosterior):
+    """Draws from the fitted guide (one chain), with ``params`` (the fitted parameters, constrained),
+    ``objective_trace`` (the objective per step) and ``guide`` (the NumPyro guide function)."""
+
+    def __repr__(self):
+        last = self.objective_trace[-1] if len(self.objective_trace) else float("nan")
+        return f"VIPosterior({self.shape[1]} draws; {', '.join(self.draws)}; objective {last:.4f})"
+
+    def evaluate(self, objective="elbo", n: int = 10_000, seed=0) -> tuple[float, float]:
+        """(mean, standard error) of ``n`` independent runs of an objective program at the fitted
+        parameters: e.g. ``post.evaluate(bk.vi.iwelbo(100))`` for a tight bound on log p(x)."""
+        import jax
+
+        from ...core.posterior import _check_n
+        from ...core.seeds import as_key
+        from .runtime import evaluate
+
+        n = _check_n(n)
+        program = as_objective(objective)
+        params = {k: jax.numpy.asarray(v) for k, v in self.params.items()}
+        choose = est.chooser(None)
+
+        def one(key):
+            return evaluate(program, self.model.fn, self.guide, self._data, params, key, choose)[0]
+
+        values = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(as_key(seed), n)))
+        return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n))
+
+
+def _posterior(model, spec, guide_fn, state, history, key, engine) -> VIPosterior:
+    import jax
+    from numpyro import handlers
+    from numpyro.distributions import constraints
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer import Predictive
+
+    tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
+    m_tr = handlers.trace(handlers.substitute(handlers.seed(model.fn, 0), data={
+        n: s["value"] for n, s in tr.items() if s["type"] == "sample"})).get_trace(**spec.kwargs())
+    cons = {n: s["kwargs"].get("constraint", constraints.real) for t in (tr, m_tr) for n, s in t.items()
+            if s["type"] == "param"}
+    params = {k: biject_to(cons[k])(v) for k, v in state.unconstrained.items()}
+    k1, k2 = jax.random.split(key)
+    latent_names = [s.name for s in spec.latent]
+    if hasattr(guide_fn, "sample_posterior"):
+        draws = guide_fn.sample_posterior(k1, params, sample_shape=(engine.draws,))
+    else:
+        draws = Predictive(guide_fn, params=params, num_samples=engine.draws)(k1, **spec.kwargs())
+    draws = {k: v for k, v in draws.items() if k in latent_names}
+    deterministic = [s.name for s in spec.deterministic]
+    if deterministic:
+        extra = Predictive(model.fn, posterior_samples=draws, params=params, return_sites=deterministic)(
+            k2, **spec.kwargs())
+        draws.update(extra)
+    observed = {s.name: spec.arrays[s.data_key] for s in spec.observed if s.data_key in spec.arrays}
+    constant = {k: v for k, v in spec.arrays.items() if k not in spec.observed_keys}
+    post = VIPosterior({k: np.asarray(v)[None] for k, v in draws.items()}, observed_data=observed,
+                       constant_data=constant, static_data=dict(spec.static), observed_keys=spec.observed_keys,
+                       latent_sites=tuple(latent_names), model=model, engine=engine.settings())
+    post.params = {k: np.asarray(v) for k, v in params.items()}
+    post.objective_trace = np.asarray(history)
+    post.guide = guide_fn
+    post._data = spec.kwargs()
+    return post

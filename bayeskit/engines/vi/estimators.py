@@ -1,0 +1,130 @@
+"""Gradient estimators, one per random choice of the variational program (after ADEV, Becker et
+al. 2024). Each says how ∇θ E_{z ~ q_θ}[F(z, …)] is estimated at its site; the objective program is
+differentiated once and the pieces combine (see `runtime.surrogate`):
+
+* ``Reparam``: pathwise, z = T_θ(ε); gradients flow through the sampled value.
+* ``Reinforce(baseline)``: the score function, sg(F − b) ∇θ log q_θ(z), with b a constant, None,
+  or ``"running"`` (an exponential moving average of past objective values: independent of the
+  current draw, so unbiased).
+* ``Enumerate``: for a finite support, Σ_v ∇θ q_θ(v) F̂(v), with F̂(v) the rest of the program run
+  again with z = v (same randomness elsewhere): exact in z.
+* ``MeasureValued``: ∇θ_i E[F] = c_i (E[F(z⁺)] − E[F(z⁻)]) for each parameter coordinate (Pflug
+  1989; Mohamed et al. 2020 §6): Normal(μ, σ): for μ, z± = μ ± σ·Rayleigh(1)·… with c = 1/(σ√(2π)),
+  for σ, z⁺ = μ + σ·DoubleSidedMaxwell, z⁻ = μ + σ·N(0, 1), c = 1/σ; Bernoulli(p): z⁺ = 1, z⁻ = 0, c = 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as dist
+
+from ...core.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Reparam:
+    name = "reparam"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reinforce:
+    baseline: float | str | None = "running"
+    decay: float = 0.9  # of the running baseline
+
+    name = "reinforce"
+
+    def __post_init__(self):
+        if not (self.baseline is None or self.baseline == "running" or isinstance(self.baseline, (int, float))):
+            raise ConfigError(f"Reinforce `baseline` must be None, a number or 'running', got {self.baseline!r}")
+        if not 0 <= self.decay < 1:
+            raise ConfigError(f"Reinforce `decay` must be in [0, 1), got {self.decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Enumerate:
+    name = "enum"
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureValued:
+    name = "mvd"
+
+
+NAMES = {"reparam": Reparam, "reinforce": Reinforce, "enum": Enumerate, "mvd": MeasureValued}
+
+
+def as_estimator(value, site: str):
+    if isinstance(value, (Reparam, Reinforce, Enumerate, MeasureValued)):
+        return value
+    if isinstance(value, str) and value in NAMES:
+        return NAMES[value]()
+    raise ConfigError(f"estimator for site {site!r} must be one of {sorted(NAMES)} or an estimator object "
+                      f"(bk.vi.Reinforce(baseline=...)), got {value!r}")
+
+
+def _base(fn):
+    while isinstance(fn, (dist.Independent, dist.ExpandedDistribution, dist.MaskedDistribution)):
+        fn = fn.base_dist
+    return fn
+
+
+def check(estimator, fn, site: str):
+    """Raise ConfigError when `estimator` cannot serve a site with distribution `fn`."""
+    base = _base(fn)
+    if isinstance(estimator, Reparam) and not fn.has_rsample:
+        discrete = fn.support.is_discrete
+        hint = " (use 'enum' or 'reinforce' for a discrete choice)" if discrete else " (use 'reinforce' or 'mvd')"
+        raise ConfigError(f"site {site!r}: reparameterisation needs a reparameterisable distribution, got "
+                          f"{type(base).__name__}{hint}")
+    if isinstance(estimator, Enumerate) and not fn.has_enumerate_support:
+        raise ConfigError(f"site {site!r}: enumeration needs a finite support, {type(base).__name__} has none "
+                          f"(use 'reinforce')")
+    if isinstance(estimator, MeasureValued) and not isinstance(base, (dist.Normal, dist.BernoulliProbs)):
+        raise ConfigError(f"site {site!r}: measure-valued derivatives are implemented for Normal and "
+                          f"Bernoulli(probs), got {type(base).__name__}")
+
+
+def default(fn):
+    """Reparameterisation where the distribution allows it, else REINFORCE with a running baseline."""
+    return Reparam() if fn.has_rsample else Reinforce()
+
+
+def mvd_parts(fn, key):
+    """[(parameter θ broadcast to the site's shape, c, z⁺, z⁻)] for the measure-valued derivative
+    of each parameter of `fn`: ∂E[F]/∂θ_i = c_i (E[F | z_i = z⁺_i] − E[F | z_i = z⁻_i])."""
+    base = _base(fn)
+    shape = fn.shape()
+    if isinstance(base, dist.Normal):
+        loc, scale = (jnp.broadcast_to(v, shape) for v in (base.loc, base.scale))
+        k1, k2, k3 = jax.random.split(key, 3)
+        w = jnp.sqrt(-2.0 * jnp.log1p(-jax.random.uniform(k1, shape, loc.dtype)))  # Rayleigh(1) = Weibull(2, √2)
+        # double-sided Maxwell: ± |chi with 3 dof|
+        m = jnp.linalg.norm(jax.random.normal(k2, (*shape, 3), loc.dtype), axis=-1)
+        sign = jnp.where(jax.random.bernoulli(k3, 0.5, shape), 1.0, -1.0)
+        z = jax.random.normal(jax.random.fold_in(k3, 1), shape, loc.dtype)
+        return [(loc, 1.0 / (scale * jnp.sqrt(2 * jnp.pi)), loc + scale * w, loc - scale * w),
+                (scale, 1.0 / scale, loc + scale * sign * m, loc + scale * z)]
+    if isinstance(base, dist.BernoulliProbs):
+        p = jnp.broadcast_to(base.probs, shape)
+        return [(p, jnp.ones_like(p), jnp.ones_like(p), jnp.zeros_like(p))]
+    raise ConfigError(f"measure-valued derivatives are not implemented for {type(base).__name__}")
+
+
+def chooser(spec):
+    """(site name, distribution) -> estimator, from a setting: None (the default per site), one
+    name or estimator for every site, or a dict site -> estimator (the default for the others).
+    Deterministic (Delta) sites are always pathwise; invalid pairings raise ConfigError."""
+    per_site = {k: as_estimator(v, k) for k, v in spec.items()} if isinstance(spec, dict) else {}
+    everywhere = None if spec is None or isinstance(spec, dict) else as_estimator(spec, "*")
+
+    def choose(name, fn):
+        if isinstance(fn, dist.Delta):
+            return Reparam()
+        chosen = per_site.get(name) or everywhere or default(fn)
+        check(chosen, fn, name)
+        return chosen
+
+    return choose
