@@ -85,6 +85,7 @@ class VI(Engine):
         spec = model.inspect(data)
         family = as_family(self.guide)
         guide_fn = family.build(model.fn) if hasattr(family, "build") else family
+        reverse_fn = getattr(family, "reverse", None)
         objective = as_objective(self.objective)
         estimators = self._estimators()
         if isinstance(self.estimator, Mapping):
@@ -92,10 +93,11 @@ class VI(Engine):
             if unknown:
                 raise ConfigError(f"`estimator` names site {sorted(unknown)[0]!r}, which the guide does not sample")
         key_init, key_run, key_draw = jax.random.split(key, 3)
-        state = _initial_state(model.fn, guide_fn, spec, key_init, self)
-        program = _Program(objective, model.fn, guide_fn, spec, estimators, self)
+        sites = _param_sites(model.fn, guide_fn, reverse_fn, spec, key_init)
+        state = _initial_state(sites, self)
+        program = _Program(objective, model.fn, guide_fn, reverse_fn, spec, estimators, sites, self)
         state, history, bad = program.run(state, key_run)
-        post = _posterior(model, spec, guide_fn, state, history, key_draw, self)
+        post = _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
         if bad is not None:
             raise SamplingError(f"the objective or its gradient was not finite at step {bad}: the run stopped there "
                                 f"and kept the parameters of step {max(bad - 1, 0)}, the last with a finite "
@@ -110,21 +112,35 @@ def _guide_sites(guide_fn, spec, key) -> set:
     return {n for n, s in tr.items() if s["type"] == "sample"}
 
 
-def _collect_params(fn, spec, key, substitute=None):
-    """{name: (constrained initial value, constraint)} of the param sites of a NumPyro program."""
+def _param_sites(model_fn, guide_fn, reverse_fn, spec, key) -> dict:
+    """{name: (initial constrained value, constraint)} of the param sites of the guide, the model (run
+    at the guide's latent values) and the reverse model (run at them too)."""
+    import jax
     from numpyro import handlers
     from numpyro.distributions import constraints
 
-    program = handlers.seed(fn, key)
-    if substitute:
-        program = handlers.substitute(program, data=substitute)
-    tr = handlers.trace(program).get_trace(**spec.kwargs())
-    out = {}
-    for name, site in tr.items():
-        if site["type"] == "param":
-            out[name] = (site["value"], site["kwargs"].get("constraint", constraints.real))
-    latents = {n: s["value"] for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
-    return out, latents
+    def trace(fn, k, substitute=None):
+        program = handlers.seed(fn, k)
+        if substitute:
+            program = handlers.substitute(program, data=substitute)
+        return handlers.trace(program).get_trace(**spec.kwargs())
+
+    k1, k2, k3 = jax.random.split(key, 3)
+    traces = [trace(guide_fn, k1)]
+    latents = {n: s["value"] for n, s in traces[0].items() if s["type"] == "sample" and not s["is_observed"]}
+    traces.append(trace(model_fn, k2, latents))
+    if reverse_fn is not None:
+        z = {n: s["value"] for n, s in traces[0].items() if s["type"] == "sample" and not s["is_observed"]
+             and not s["infer"].get("is_auxiliary", False)}
+        traces.append(trace(lambda **kw: reverse_fn(z, **kw), k3))
+    return {n: (s["value"], s["kwargs"].get("constraint", constraints.real)) for tr in traces for n, s in tr.items()
+            if s["type"] == "param"}
+
+
+def _constrain(sites, unconstrained):
+    from numpyro.distributions.transforms import biject_to
+
+    return {k: biject_to(sites[k][1])(v) for k, v in unconstrained.items()}
 
 
 @dataclasses.dataclass
@@ -136,7 +152,7 @@ class _State:
     history: list
 
 
-def _initial_state(model_fn, guide_fn, spec, key, engine) -> _State:
+def _initial_state(sites, engine) -> _State:
     import jax
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
@@ -147,11 +163,7 @@ def _initial_state(model_fn, guide_fn, spec, key, engine) -> _State:
         return _State(jax.tree_util.tree_map(jnp.asarray, saved["unconstrained"]),
                       jax.tree_util.tree_map(jnp.asarray, saved["opt_state"]), jnp.asarray(saved["baseline"]),
                       saved["step"], list(saved["history"]))
-    k1, k2 = jax.random.split(key)
-    guide_params, guide_latents = _collect_params(guide_fn, spec, k1)
-    model_params, _ = _collect_params(model_fn, spec, k2, substitute=guide_latents)
-    params = {**model_params, **guide_params}
-    unconstrained = {k: biject_to(c).inv(v) for k, (v, c) in params.items()}
+    unconstrained = {k: biject_to(c).inv(v) for k, (v, c) in sites.items()}
     return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0, [])
 
 
@@ -164,12 +176,10 @@ def _optimizer(engine):
 class _Program:
     """The compiled chunk of optimisation steps."""
 
-    def __init__(self, objective, model_fn, guide_fn, spec, estimators, engine):
+    def __init__(self, objective, model_fn, guide_fn, reverse_fn, spec, estimators, sites, engine):
         import jax
         import jax.numpy as jnp
         from numpyro import handlers
-        from numpyro.distributions import constraints
-        from numpyro.distributions.transforms import biject_to
 
         from .runtime import surrogate
 
@@ -177,17 +187,13 @@ class _Program:
         optimizer = _optimizer(engine)
         static = dict(spec.static)
         g_tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
-        m_tr = handlers.trace(handlers.substitute(handlers.seed(model_fn, 0), data={
-            n: s["value"] for n, s in g_tr.items() if s["type"] == "sample"})).get_trace(**spec.kwargs())
-        cons = {n: s["kwargs"].get("constraint", constraints.real) for tr in (g_tr, m_tr) for n, s in tr.items()
-                if s["type"] == "param"}
         baselines = [v for v in _all_estimators(estimators, g_tr) if isinstance(v, est.Reinforce)]
         running = any(b.baseline == "running" for b in baselines)
         fixed = next((float(b.baseline) for b in baselines if isinstance(b.baseline, (int, float))), 0.0)
         decay = baselines[0].decay if baselines else 0.9
 
         def constrain(u):
-            return {k: biject_to(cons[k])(v) for k, v in u.items()}
+            return _constrain(sites, u)
 
         def step(carry, key, arrays):
             current, previous, bad, count = carry  # states (u, opt_state, baseline): now and one step back
@@ -195,7 +201,7 @@ class _Program:
 
             def loss(u):
                 total, value = surrogate(objective, model_fn, guide_fn, {**static, **arrays}, constrain(u),
-                                         key, estimators, baseline if running else fixed)
+                                         key, estimators, baseline if running else fixed, reverse_fn)
                 return -total, value
 
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(u)
@@ -290,25 +296,18 @@ class VIPosterior(DrawsPosterior):
         choose = est.chooser(None)
 
         def one(key):
-            return evaluate(program, self.model.fn, self.guide, self._data, params, key, choose)[0]
+            return evaluate(program, self.model.fn, self.guide, self._data, params, key, choose,
+                            reverse_fn=self.reverse)[0]
 
         values = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(as_key(seed), n)))
         return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n))
 
 
-def _posterior(model, spec, guide_fn, state, history, key, engine) -> VIPosterior:
+def _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key, engine) -> VIPosterior:
     import jax
-    from numpyro import handlers
-    from numpyro.distributions import constraints
-    from numpyro.distributions.transforms import biject_to
     from numpyro.infer import Predictive
 
-    tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
-    m_tr = handlers.trace(handlers.substitute(handlers.seed(model.fn, 0), data={
-        n: s["value"] for n, s in tr.items() if s["type"] == "sample"})).get_trace(**spec.kwargs())
-    cons = {n: s["kwargs"].get("constraint", constraints.real) for t in (tr, m_tr) for n, s in t.items()
-            if s["type"] == "param"}
-    params = {k: biject_to(cons[k])(v) for k, v in state.unconstrained.items()}
+    params = _constrain(sites, state.unconstrained)
     k1, k2 = jax.random.split(key)
     latent_names = [s.name for s in spec.latent]
     if hasattr(guide_fn, "sample_posterior"):
@@ -328,6 +327,6 @@ def _posterior(model, spec, guide_fn, state, history, key, engine) -> VIPosterio
                        latent_sites=tuple(latent_names), model=model, engine=engine.settings())
     post.params = {k: np.asarray(v) for k, v in params.items()}
     post.objective_trace = np.asarray(history)
-    post.guide = guide_fn
+    post.guide, post.reverse = guide_fn, reverse_fn
     post._data = spec.kwargs()
     return post

@@ -67,12 +67,31 @@ class Flow:
         return AutoIAFNormal(model_fn, num_flows=self.num_flows, hidden_dims=list(self.hidden_dims))
 
 
+@dataclasses.dataclass(frozen=True)
+class Hierarchical:
+    """A hierarchical (marginal) family q(z) = ∫ q(z | ψ) q(ψ) dψ: a NumPyro ``guide`` whose
+    auxiliary sites ψ are marked ``infer={"is_auxiliary": True}``, and optionally a ``reverse``
+    program τ(ψ | z), called as ``reverse(z, **data)`` with z the dict of latent values, sampling
+    the same auxiliary sites. For `iwhvi` / `diwhvi` (Sobolev & Vetrov 2019); without ``reverse``
+    they use τ = q(ψ)."""
+
+    guide: object
+    reverse: object = None
+
+    def __post_init__(self):
+        if not callable(self.guide) or (self.reverse is not None and not callable(self.reverse)):
+            raise ConfigError("Hierarchical needs a NumPyro `guide` function and optionally a `reverse` function")
+
+    def build(self, model_fn):
+        return self.guide
+
+
 FAMILIES = {"mean_field": MeanField, "full_rank": FullRank, "low_rank": LowRank, "flow": Flow}
 
 
 def as_family(value):
     """A family object, or a user guide function (returned as is)."""
-    if isinstance(value, (MeanField, FullRank, LowRank, Flow)):
+    if isinstance(value, (MeanField, FullRank, LowRank, Flow, Hierarchical)):
         return value
     if isinstance(value, str) and value in FAMILIES:
         return FAMILIES[value]()

@@ -9,10 +9,15 @@ engine change. With ``w_k = log p(x, z_k) − log q(z_k)``, z_k ~ q:
                       self-normalised estimate of −∇ KL(p(z | x) ‖ q) (the inclusive KL)
 * ``rws(K)``:         reweighted wake-sleep (Bornschein & Bengio 2015): wake-q as in ``forward_kl``
                       plus wake-p Σ_k w̄_k log p(x, z_k) for the model's own parameters
+* ``hvi``, ``iwhvi(m)``, ``diwhvi(n, m)``: for hierarchical families q(z) = ∫ q(z | ψ) q(ψ) dψ
+                      (`Hierarchical`), log q(z) replaced by an m-sample upper estimate, so they stay
+                      lower bounds (Ranganath et al. 2016; Sobolev & Vetrov 2019)
 * ``average(objective, K)``: the mean of K independent runs of any objective
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +74,73 @@ def rws(K: int):
         return jnp.sum(w * (q.log_prob + log_p))
 
     objective.__name__ = f"rws({K})"
+    return objective
+
+
+def _log_q_marginal(guide, q, m: int, batch_shape=()):
+    """An upper bound's estimate of log q(z) for a hierarchical family (Sobolev & Vetrov 2019):
+    log (1/(m+1)) Σ_{k=0}^m q(z, ψ_k) / τ(ψ_k | z), ψ_0 the ψ that produced z, ψ_{1..m} ~ τ(· | z)
+    (τ the reverse model, or q(ψ) without one). Its expectation is ≥ log q(z), so subtracting it keeps
+    a lower bound on log p(x), which tightens as m grows."""
+    aux = q.auxiliary
+    if not aux:
+        raise ConfigError("hierarchical objectives need a guide with auxiliary sites "
+                          "(numpyro.sample(..., infer={'is_auxiliary': True}))")
+    has_reverse = guide._ctx.reverse_fn is not None
+    names = tuple(aux)
+
+    def log_tau(psi, z, shape):
+        if has_reverse:
+            return guide.reverse.log_prob(psi, given=z, batch_shape=shape)
+        return guide.log_prob({**z, **psi}, batch_shape=shape, only=names)
+
+    log_w0 = q.log_prob - log_tau(aux, q.values, batch_shape)
+    if m == 0:
+        return log_w0
+    shape = (*batch_shape, m)
+    z = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.expand_dims(v, len(batch_shape)),
+                                                          (*shape, *v.shape[len(batch_shape):])), q.values)
+    if has_reverse:
+        psi = guide.reverse.sample(m, given=q.values, batch_shape=batch_shape).sites
+    else:  # ψ ~ q(ψ): the auxiliary sites of fresh guide draws
+        psi = {k: v for k, v in guide.sample(math.prod(shape)).sites.items() if k in names}
+        psi = jax.tree_util.tree_map(lambda v: v.reshape(*shape, *v.shape[1:]), psi)
+    log_w = guide.log_prob({**z, **psi}, batch_shape=shape) - log_tau(psi, z, shape)
+    all_w = jnp.concatenate([log_w0[..., None], log_w], axis=-1)
+    return logsumexp(all_w, axis=-1) - jnp.log(m + 1)
+
+
+def iwhvi(m: int):
+    """Importance-weighted hierarchical VI (Sobolev & Vetrov 2019): E[log p(x, z) − log q̂_m(z)] with
+    the m-sample upper estimate of log q(z); m = 0 is hierarchical VI (Ranganath et al. 2016)."""
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+        raise ConfigError(f"iwhvi: `m` must be an int >= 0, got {m!r}")
+
+    def objective(model, guide):
+        q = guide.sample()
+        return model.log_density(q) - _log_q_marginal(guide, q, m)
+
+    objective.__name__ = f"iwhvi({m})"
+    return objective
+
+
+def hvi(model, guide):
+    """Hierarchical VI: E[log p(x, z) + log τ(ψ | z) − log q(z, ψ)] (Ranganath et al. 2016)."""
+    return iwhvi(0)(model, guide)
+
+
+def diwhvi(n: int, m: int):
+    """Doubly importance-weighted HVI: log (1/n) Σ_i p(x, z_i) / q̂_m(z_i), z_i ~ q (n outer samples,
+    m inner ones per sample)."""
+    _check_k(n, "diwhvi")
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+        raise ConfigError(f"diwhvi: `m` must be an int >= 0, got {m!r}")
+
+    def objective(model, guide):
+        q = guide.sample(n)
+        return logsumexp(model.log_density(q) - _log_q_marginal(guide, q, m, (n,))) - jnp.log(n)
+
+    objective.__name__ = f"diwhvi({n}, {m})"
     return objective
 
 

@@ -14,6 +14,7 @@ derivatives need: the continuation of the program at another value) reproduces e
 from __future__ import annotations
 
 import dataclasses
+import math
 import zlib
 from typing import Any
 
@@ -30,13 +31,18 @@ from . import estimators as est
 
 @dataclasses.dataclass
 class Draw:
-    """One draw (or ``n`` draws, leading axis) of the guide: latent ``values`` for the model,
-    every sampled site's value in ``sites`` (auxiliary ones included), and ``log_prob`` = log q."""
+    """Draws of a variational program: latent ``values`` for the model (its auxiliary sites left out),
+    every sampled site in ``sites``, ``log_prob`` (log q of all its sites), and ``batch_shape``, the
+    leading axes of independent draws (() for one)."""
 
     values: dict
     log_prob: Any
     sites: dict
-    n: int | None = None
+    batch_shape: tuple = ()
+
+    @property
+    def auxiliary(self) -> dict:
+        return {k: v for k, v in self.sites.items() if k not in self.values}
 
 
 @dataclasses.dataclass
@@ -48,8 +54,8 @@ class _Run:
 
 
 class Context:
-    def __init__(self, model_fn, guide_fn, data, params, key, estimators, subst=None):
-        self.model_fn, self.guide_fn, self.data = model_fn, guide_fn, data
+    def __init__(self, model_fn, guide_fn, data, params, key, estimators, subst=None, reverse_fn=None):
+        self.model_fn, self.guide_fn, self.reverse_fn, self.data = model_fn, guide_fn, reverse_fn, data
         self.params, self.key, self.estimators = params, key, estimators
         self.subst = subst or {}
         self.calls = 0
@@ -60,47 +66,75 @@ class Context:
         return self.calls - 1, jax.random.fold_in(self.key, self.calls - 1)
 
 
-class GuideHandle:
-    """The variational program inside an objective."""
+def _batched(f, batch_shape, *trees):
+    """Apply f to each element of the leading ``batch_shape`` axes of `trees` (nested vmaps)."""
+    for _ in batch_shape:
+        f = jax.vmap(f)
+    return f(*trees)
 
-    def __init__(self, ctx: Context):
-        self._ctx = ctx
+
+class ProgramHandle:
+    """A variational program inside an objective: the guide q, or (``guide.reverse``) the reverse
+    model τ(ψ | z) of a hierarchical family, whose program receives the conditioning values."""
+
+    def __init__(self, ctx: Context, fn, conditional: bool = False):
+        self._ctx, self._fn, self._conditional = ctx, fn, conditional
 
     @property
     def params(self) -> dict:
-        """The current (constrained) parameter values."""
+        """The current (constrained) parameter values of all programs."""
         return self._ctx.params
 
-    def sample(self, n: int | None = None, detach: bool = False) -> Draw:
-        """z ~ q (``n`` independent draws along a leading axis), with log q(z). ``detach=True``
-        draws without any gradient through the sampling (for wake-sleep updates)."""
+    @property
+    def reverse(self) -> ProgramHandle:
+        """τ(ψ | z): the reverse model of a hierarchical family (`bk.vi.Hierarchical`)."""
+        if self._ctx.reverse_fn is None:
+            raise ConfigError("this objective needs a reverse model: use guide=bk.vi.Hierarchical(guide, reverse)")
+        return ProgramHandle(self._ctx, self._ctx.reverse_fn, conditional=True)
+
+    def _bind(self, given):
+        fn = self._fn
+        return (lambda **kw: fn(given, **kw)) if self._conditional else fn
+
+    def sample(self, n: int | None = None, *, given: dict | None = None, batch_shape: tuple = (),
+               detach: bool = False) -> Draw:
+        """Draws from the program, ``n`` of them along a new leading axis, for each element of the
+        leading ``batch_shape`` axes of ``given`` (the conditioning values of a reverse model).
+        ``detach=True`` draws without gradients through the sampling (wake-sleep updates)."""
         ctx = self._ctx
         call, key = ctx.next_key()
         subst = {site: v for (c, site), v in ctx.subst.items() if c == call}
+        shape = tuple(batch_shape) + (() if n is None else (n,))
+        keys = jax.random.split(key, math.prod(shape)).reshape(*shape, *key.shape) if shape else key
 
-        def one(k, sub):
-            return _guide_run(ctx, k, sub, detach)
+        def one(k, sub, g):
+            return _program_run(ctx, self._bind(g), k, sub, detach)
 
-        if n is None:
-            out = one(key, subst)
-        else:
-            out = jax.vmap(one)(jax.random.split(key, n), subst)
-        values, log_q, sites, score, special = out
+        if given is not None and n is not None:  # the same conditioning values for each of the n draws
+            given = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(
+                jnp.expand_dims(v, len(batch_shape)), (*shape, *v.shape[len(batch_shape):])), given)
+        values, log_q, sites, score, special = _batched(one, shape, keys, subst, given)
         if not detach:
             ctx.run.score.append(score)
             for site, item in special.items():
                 ctx.run.special[(call, site)] = item
-        return Draw(values, log_q, sites, n)
+        return Draw(values, log_q, sites, shape)
 
-    def log_prob(self, values: dict, n: int | None = None):
-        """log q(z) at given latent values (all of the guide's sites), differentiable in its parameters."""
+    def log_prob(self, values: dict, *, given: dict | None = None, batch_shape: tuple = (), only=None):
+        """log q at given values of all the program's sites (per element of the leading
+        ``batch_shape`` axes), differentiable in its parameters; ``only``: sum just these sites."""
         ctx = self._ctx
 
-        def one(v):
-            lp, _ = log_density(ctx.guide_fn, (), ctx.data, {**ctx.params, **v})
-            return lp
+        def one(v, g):
+            lp, tr = log_density(self._bind(g), (), ctx.data, {**ctx.params, **v})
+            if only is None:
+                return lp
+            return sum(jnp.sum(tr[name]["fn"].log_prob(tr[name]["value"])) for name in only)
 
-        return one(values) if n is None else jax.vmap(one)(values)
+        return _batched(one, tuple(batch_shape), values, given)
+
+
+GuideHandle = ProgramHandle
 
 
 class ModelHandle:
@@ -113,22 +147,21 @@ class ModelHandle:
     def params(self) -> dict:
         return self._ctx.params
 
-    def log_density(self, draw: Draw | dict, n: int | None = None):
-        """log p(x, z) at the draw's latent values (per draw for ``n`` draws)."""
+    def log_density(self, draw: Draw | dict, batch_shape: tuple | None = None):
+        """log p(x, z) at the draw's latent values (per element of its batch shape)."""
         ctx = self._ctx
-        values, n = (draw.values, draw.n) if isinstance(draw, Draw) else (draw, n)
+        values, shape = (draw.values, draw.batch_shape) if isinstance(draw, Draw) else (draw, batch_shape or ())
 
         def one(v):
             lp, _ = log_density(ctx.model_fn, (), ctx.data, {**ctx.params, **v})
             return lp
 
-        return one(values) if n is None else jax.vmap(one)(values)
+        return _batched(one, tuple(shape), values)
 
 
-def _guide_run(ctx: Context, key, subst: dict, detach: bool):
-    """One run of the guide: (model latent values, log q, all site values, Σ REINFORCE log q,
-    {site: (estimator, value, extra)} for enumerated and measure-valued sites)."""
-    special_values = {}
+def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
+    """One run of a variational program: (model latent values, log q, all site values, Σ REINFORCE
+    log q, {site: (estimator, value, extra)} for enumerated and measure-valued sites)."""
 
     def choose(site):
         if site["type"] != "sample" or site.get("is_observed", False):
@@ -142,12 +175,11 @@ def _guide_run(ctx: Context, key, subst: dict, detach: bool):
             value = jnp.where(mask, sub_value, value)
         if detach or not isinstance(estimator, est.Reparam):
             value = lax.stop_gradient(value)
-        special_values[name] = value
         return value
 
     with handlers.trace() as tr, handlers.substitute(substitute_fn=choose), handlers.seed(rng_seed=key), \
             handlers.substitute(data=ctx.params):
-        ctx.guide_fn(**ctx.data)
+        program(**ctx.data)
     values, sites, log_q, score, special = {}, {}, 0.0, 0.0, {}
     for name, site in tr.items():
         if site["type"] != "sample" or site.get("is_observed", False):
@@ -174,10 +206,10 @@ def _guide_run(ctx: Context, key, subst: dict, detach: bool):
     return values, log_q, sites, score, special
 
 
-def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst=None):
-    """(objective value, the run's records)."""
-    ctx = Context(model_fn, guide_fn, data, params, key, estimators, subst)
-    value = objective(ModelHandle(ctx), GuideHandle(ctx))
+def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst=None, reverse_fn=None):
+    """(objective value, the run's records, the number of program calls)."""
+    ctx = Context(model_fn, guide_fn, data, params, key, estimators, subst, reverse_fn)
+    value = objective(ModelHandle(ctx), ProgramHandle(ctx, guide_fn))
     value = jnp.asarray(value)
     if value.shape != () or not jnp.issubdtype(value.dtype, jnp.floating):
         raise ConfigError(f"an objective program must return a scalar float (the value to maximise), got an array "
@@ -185,7 +217,7 @@ def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst
     return value, ctx.run, ctx.calls
 
 
-def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, baseline):
+def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, baseline, reverse_fn=None):
     """(surrogate, objective value): ∇ surrogate is an unbiased estimate of ∇ E[objective].
 
     surrogate = F                                   (pathwise parts: reparameterised choices, explicit θ)
@@ -193,7 +225,7 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
               + Σ_enum Σ_v e^{log q(v)} sg(F̂(v))     (the others' values, minus their own sg: zero-valued)
               + Σ_mvd Σ_i sg(ĝ_i) θ_i               (ĝ_i = c_i (F̂(z⁺_i) − F̂(z⁻_i)))
     """
-    value, run, _ = evaluate(objective, model_fn, guide_fn, data, params, key, estimators)
+    value, run, _ = evaluate(objective, model_fn, guide_fn, data, params, key, estimators, reverse_fn=reverse_fn)
     total = value
     L = sum((jnp.sum(s) for s in run.score), jnp.zeros(()))
     total = total + lax.stop_gradient(value - baseline) * (L - lax.stop_gradient(L))
@@ -201,7 +233,7 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
 
     def rerun(call, site, sub_value, mask):
         v, _, _ = evaluate(objective, model_fn, guide_fn, data, frozen, key, estimators,
-                           {(call, site): (sub_value, mask)})
+                           {(call, site): (sub_value, mask)}, reverse_fn)
         return v
 
     for (call, site), (estimator, sampled, extra) in run.special.items():
