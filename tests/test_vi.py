@@ -53,6 +53,9 @@ def test_full_rank_guide_recovers_the_conjugate_posterior_and_evidence(regressio
     value, se = post.evaluate(bk.vi.elbo, n=4000)
     assert abs(value - log_z) < 0.01 + 4 * se
     assert post.objective_trace.shape == (3000,)
+    summary = post.summary()  # the Posterior contract: ArviZ summary over the guide's draws
+    assert list(summary.index) == ["w[0]", "w[1]"]
+    np.testing.assert_allclose(summary["mean"], w.mean(0), atol=0.05)
 
 
 def cone(z=5.0):

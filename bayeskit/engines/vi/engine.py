@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import pickle
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
@@ -26,6 +27,7 @@ from .families import as_family
 from .objectives import as_objective
 
 CHUNKS = 50  # host round trips per run
+_PROGRAMS: OrderedDict = OrderedDict()  # compiled programs, least recently used first
 
 
 def _positive_int(name, value, minimum=1):
@@ -84,10 +86,18 @@ class VI(Engine):
 
         spec = model.inspect(data)
         family = as_family(self.guide)
-        guide_fn = family.build(model.fn) if hasattr(family, "build") else family
-        reverse_fn = getattr(family, "reverse", None)
         objective = as_objective(self.objective)
         estimators = self._estimators()
+        # a compiled program is reused by later fits of the same model, guide, objective, estimators,
+        # optimizer and data layout: refitting compiles nothing
+        estimator_key = tuple(sorted(self.estimator.items())) if isinstance(self.estimator, Mapping) else self.estimator
+        cache_key = (model.fn, family, objective, estimator_key, self.optimizer, self.learning_rate, spec.static,
+                     spec.array_signature())
+        program = _PROGRAMS.get(cache_key)
+        if program is not None:
+            _PROGRAMS.move_to_end(cache_key)
+        guide_fn = program.guide_fn if program else (family.build(model.fn) if hasattr(family, "build") else family)
+        reverse_fn = getattr(family, "reverse", None)
         if isinstance(self.estimator, Mapping):
             unknown = set(self.estimator) - {s.name for s in spec.latent} - _guide_sites(guide_fn, spec, key)
             if unknown:
@@ -95,8 +105,12 @@ class VI(Engine):
         key_init, key_run, key_draw = jax.random.split(key, 3)
         sites = _param_sites(model.fn, guide_fn, reverse_fn, spec, key_init)
         state = _initial_state(sites, self)
-        program = _Program(objective, model.fn, guide_fn, reverse_fn, spec, estimators, sites, self)
-        state, history, bad = program.run(state, key_run)
+        if program is None:
+            program = _Program(objective, model.fn, guide_fn, reverse_fn, spec, estimators, sites, _optimizer(self))
+            _PROGRAMS[cache_key] = program
+            if len(_PROGRAMS) > 16:
+                _PROGRAMS.popitem(last=False)
+        state, history, bad = program.run(state, key_run, self, spec.arrays)
         post = _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
         if bad is not None:
             raise SamplingError(f"the objective or its gradient was not finite at step {bad}: the run stopped there "
@@ -176,15 +190,14 @@ def _optimizer(engine):
 class _Program:
     """The compiled chunk of optimisation steps."""
 
-    def __init__(self, objective, model_fn, guide_fn, reverse_fn, spec, estimators, sites, engine):
+    def __init__(self, objective, model_fn, guide_fn, reverse_fn, spec, estimators, sites, optimizer):
         import jax
         import jax.numpy as jnp
         from numpyro import handlers
 
         from .runtime import surrogate
 
-        self.engine = engine
-        optimizer = _optimizer(engine)
+        self.guide_fn = guide_fn
         static = dict(spec.static)
         g_tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
         baselines = [v for v in _all_estimators(estimators, g_tr) if isinstance(v, est.Reinforce)]
@@ -221,14 +234,11 @@ class _Program:
             return jax.lax.scan(lambda c, k: step(c, k, arrays), carry, keys)
 
         self._chunk = jax.jit(chunk)
-        self._arrays = spec.arrays
 
-    def run(self, state: _State, key):
-        import jax
+    def run(self, state: _State, key, engine, arrays):
         import jax.numpy as jnp
         from tqdm.auto import tqdm
 
-        engine = self.engine
         total = engine.steps
         length = max(1, math.ceil(total / CHUNKS))
         current = (state.unconstrained, state.opt_state, state.baseline)
@@ -239,8 +249,8 @@ class _Program:
             while start < total:
                 stop = min(start + length, total)
                 # step t's key is fold_in(key, t): a resumed run repeats the uninterrupted one exactly
-                keys = jax.vmap(lambda t: jax.random.fold_in(key, t))(jnp.arange(start, stop))
-                carry, values = self._chunk(carry, keys, self._arrays)
+                keys = _step_keys(key, jnp.arange(start, stop))
+                carry, values = self._chunk(carry, keys, arrays)
                 values = np.asarray(values)
                 (u, opt_state, baseline), _, bad, _ = carry
                 b = int(bad)
@@ -255,6 +265,25 @@ class _Program:
                 if engine.checkpoint:
                     _save_checkpoint(engine.checkpoint, state)
         return state, history, None
+
+
+def _fold_in_steps(key, steps):
+    import jax
+
+    return jax.vmap(lambda t: jax.random.fold_in(key, t))(steps)
+
+
+def _step_keys(key, steps):
+    """Step t's key: fold_in(key, t) (compiled once, not per chunk)."""
+    global _STEP_KEYS
+    if _STEP_KEYS is None:
+        import jax
+
+        _STEP_KEYS = jax.jit(_fold_in_steps)
+    return _STEP_KEYS(key, steps)
+
+
+_STEP_KEYS = None
 
 
 def _all_estimators(estimators, guide_trace):
