@@ -321,7 +321,7 @@ class VIPosterior(DrawsPosterior):
 
         n = _check_n(n)
         program = as_objective(objective)
-        params = {k: jax.numpy.asarray(v) for k, v in self.params.items()}
+        params = jax.tree_util.tree_map(jax.numpy.asarray, self.params)
         choose = est.chooser(None)
 
         def one(key):
@@ -354,7 +354,7 @@ def _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key, en
     post = VIPosterior({k: np.asarray(v)[None] for k, v in draws.items()}, observed_data=observed,
                        constant_data=constant, static_data=dict(spec.static), observed_keys=spec.observed_keys,
                        latent_sites=tuple(latent_names), model=model, engine=engine.settings())
-    post.params = {k: np.asarray(v) for k, v in params.items()}
+    post.params = jax.tree_util.tree_map(np.asarray, params)  # values may be pytrees (a flow's networks)
     post.objective_trace = np.asarray(history)
     post.guide, post.reverse = guide_fn, reverse_fn
     post._data = spec.kwargs()
