@@ -93,7 +93,11 @@ class VI(Engine):
         estimator_key = tuple(sorted(self.estimator.items())) if isinstance(self.estimator, Mapping) else self.estimator
         cache_key = (model.fn, family, objective, estimator_key, self.optimizer, self.learning_rate, spec.static,
                      spec.array_signature())
-        program = _PROGRAMS.get(cache_key)
+        try:
+            hash(cache_key)
+        except TypeError:  # an unhashable model, guide or optimizer: build without caching
+            cache_key = None
+        program = _PROGRAMS.get(cache_key) if cache_key is not None else None
         if program is not None:
             _PROGRAMS.move_to_end(cache_key)
         guide_fn = program.guide_fn if program else (family.build(model.fn) if hasattr(family, "build") else family)
@@ -107,9 +111,10 @@ class VI(Engine):
         state = _initial_state(sites, self)
         if program is None:
             program = _Program(objective, model.fn, guide_fn, reverse_fn, spec, estimators, sites, _optimizer(self))
-            _PROGRAMS[cache_key] = program
-            if len(_PROGRAMS) > 16:
-                _PROGRAMS.popitem(last=False)
+            if cache_key is not None:
+                _PROGRAMS[cache_key] = program
+                if len(_PROGRAMS) > 16:
+                    _PROGRAMS.popitem(last=False)
         state, history, bad = program.run(state, key_run, self, spec.arrays)
         post = _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
         if bad is not None:
