@@ -65,7 +65,8 @@ def cone(z=5.0):
     numpyro.sample("z", dist.Normal(r, 0.1 + r / 100), obs=z)
 
 
-@pytest.mark.parametrize("objective", [bk.vi.elbo, bk.vi.iwelbo(5)], ids=["elbo", "iwelbo5"])
+@pytest.mark.parametrize("objective", [bk.vi.elbo, bk.vi.iwelbo(5), bk.vi.forward_kl(10)],
+                         ids=["elbo", "iwelbo5", "forward_kl10"])
 def test_cone_bounds_are_below_the_evidence_and_order(objective):
     # Whatever objective trained the mean-field guide, at the result ELBO < IWELBO(5) < IWELBO(50)
     # < log p(z = 5) = -5.3232 (Burda et al.: IWELBO(K) rises in K to the evidence), each gap more
