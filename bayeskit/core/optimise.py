@@ -1,9 +1,23 @@
-"""The optimisation loop shared by engines that fit by gradient steps (type-II ML, variational)."""
+"""The optimisation loop shared by engines that fit by gradient steps (type-II ML, variational), and
+the chunking of compiled loops (MCMC, VI)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+
+TARGET_CHUNKS = 40  # host round trips per compiled run: enough for a smooth bar, negligible overhead
+
+
+def chunk_length(total: int) -> int:
+    """Steps per compiled chunk: a divisor of `total` near total/TARGET_CHUNKS if there is one
+    (every chunk the same shape: one compilation), else total/TARGET_CHUNKS rounded up (the last
+    chunk is shorter or padded)."""
+    want = max(1, math.ceil(total / TARGET_CHUNKS))
+    for length in range(want, 2 * want + 1):
+        if total % length == 0:
+            return length
+    return want
 
 
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,

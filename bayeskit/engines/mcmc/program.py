@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -24,11 +23,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ...core.model import latent_values
+from ...core.optimise import chunk_length
 from .adaptation import AdaptationState, stan_schedule, window_adaptation
 
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 32
-TARGET_CHUNKS = 40  # host round trips per run: enough for a smooth bar, negligible overhead
 INIT_BATCH = 8  # start candidates tried at once per chain
 INIT_TRIES = 104  # at most this many per chain (NumPyro tries 100)
 
@@ -49,16 +48,6 @@ class Program:
     stage: np.ndarray
     window_end: np.ndarray
     shards: int
-
-
-def chunk_length(total: int) -> int:
-    """Steps per compiled chunk: a divisor of `total` near total/TARGET_CHUNKS if there is one
-    (no padding), else total/TARGET_CHUNKS rounded up (the last chunk is padded)."""
-    want = max(1, math.ceil(total / TARGET_CHUNKS))
-    for length in range(want, 2 * want + 1):
-        if total % length == 0:
-            return length
-    return want
 
 
 def get_program(model, spec, engine, init_strategy, shards: int) -> Program:

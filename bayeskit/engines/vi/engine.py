@@ -21,12 +21,12 @@ import numpy as np
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
 from ...core.model import NumPyroModel
+from ...core.optimise import chunk_length
 from ...core.posterior import DrawsPosterior
 from . import estimators as est
 from .families import as_family
 from .objectives import as_objective
 
-CHUNKS = 50  # host round trips per run
 _PROGRAMS: OrderedDict = OrderedDict()  # compiled programs, least recently used first
 
 
@@ -245,7 +245,7 @@ class _Program:
         from tqdm.auto import tqdm
 
         total = engine.steps
-        length = max(1, math.ceil(total / CHUNKS))
+        length = chunk_length(total)
         current = (state.unconstrained, state.opt_state, state.baseline)
         carry = (current, current, jnp.asarray(-1), jnp.asarray(state.step))
         history = list(state.history)
