@@ -16,7 +16,7 @@ from ...core.errors import ConfigError, DataError, SamplingError
 from ...models.state_space.base import StateSpaceModel
 from . import filter as smc_filter
 from . import resampling
-from .learning import Learn
+from .learning import Learn, standard_errors
 from .paris import InformationExtension, PaRISExtension, ScoreExtension
 from .posterior import SMCPosterior
 from .proposals import ParametricProposal, Proposal
@@ -228,27 +228,6 @@ def _split_information(post, functional):
         post.functional_runs = runs[:, :m]
         post.functional = post.functional_runs.mean(0)
     return post
-
-
-def standard_errors(model, information, params) -> dict:
-    """Standard errors of the named parameters, inverting the observed information's block of their
-    entries (the other parameters held at their values): {name: array of the parameter's shape}."""
-    names = [f.name for f in dataclasses.fields(model)]
-    sizes = [np.size(getattr(model, f)) for f in names]
-    offsets = dict(zip(names, np.cumsum([0] + sizes[:-1]), strict=True))
-    index = np.concatenate([offsets[p] + np.arange(np.size(getattr(model, p))) for p in params])
-    block = np.asarray(information)[np.ix_(index, index)]
-    try:
-        cov = np.linalg.inv(block)
-    except np.linalg.LinAlgError:
-        cov = np.full_like(block, np.nan)
-    diag = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))  # NaN: not at a maximum
-    out, start = {}, 0
-    for p in params:
-        size = np.size(getattr(model, p))
-        out[p] = diag[start:start + size].reshape(np.shape(getattr(model, p)))
-        start += size
-    return out
 
 
 @functools.partial(jax.jit, static_argnames=("settings", "extension"))

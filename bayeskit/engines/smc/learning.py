@@ -60,6 +60,37 @@ class Learn:
             raise ConfigError(f"`learning_rate` must be positive or an optax schedule, got {self.learning_rate!r}")
 
 
+def field_slots(model) -> dict:
+    """{field: (start, stop, shape)}: where each parameter of the model sits in a vector raveled over
+    its leaves (a score, or a row of the observed information)."""
+    slots, start = {}, 0
+    for f in dataclasses.fields(model):
+        shape = np.shape(getattr(model, f.name))
+        size = int(np.prod(shape, dtype=int))
+        slots[f.name] = (start, start + size, shape)
+        start += size
+    return slots
+
+
+def standard_errors(model, information, params) -> dict:
+    """Standard errors of the named parameters, inverting the observed information's block of their
+    entries (the other parameters held at their values): {name: array of the parameter's shape}."""
+    slots = field_slots(model)
+    index = np.concatenate([np.arange(slots[p][0], slots[p][1]) for p in params])
+    block = np.asarray(information)[np.ix_(index, index)]
+    try:
+        cov = np.linalg.inv(block)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(block, np.nan)
+    diag = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))  # NaN: not at a maximum
+    out, start = {}, 0
+    for p in params:
+        lo, hi, shape = slots[p]
+        out[p] = diag[start:start + hi - lo].reshape(shape)
+        start += hi - lo
+    return out
+
+
 def _check_params(model, params):
     names = [f.name for f in dataclasses.fields(model)]
     unknown = [p for p in params if p not in names]
@@ -88,11 +119,8 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
     import optax
 
     constraints = _check_params(model, learn_settings.params)
-    # where each model field sits in the raveled score
-    names = [f.name for f in dataclasses.fields(model)]
-    leaves = [jnp.asarray(getattr(model, f)) for f in names]
-    offsets = np.cumsum([0] + [v.size for v in leaves]) if learn_settings.params else np.zeros(len(names) + 1, int)
-    slots = {f: (offsets[i], offsets[i + 1], leaves[i].shape) for i, f in enumerate(names)}
+    slots = field_slots(model)
+    model_size = max(hi for _, hi, _ in slots.values()) if learn_settings.params else 0  # the proposal's part follows
     flat_phi, unravel_phi = jax.flatten_util.ravel_pytree(proposal if learn_settings.proposal else ())
 
     def to_model(theta):
@@ -118,7 +146,7 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
             _, vjp = jax.vjp(TRANSFORMS[constraints.get(p, "real")][1], u)
             grads["model"][p] = -vjp(score[lo:hi].reshape(shape))[0] / T  # descend on -log p(y) / T
         if learn_settings.proposal:  # the tail: E[∇φ log r_φ], then E[log r_φ]
-            grads["proposal"] = -score[offsets[-1]:offsets[-1] + flat_phi.size] / T
+            grads["proposal"] = -score[model_size:model_size + flat_phi.size] / T
         updates, state = opt.update(grads, state)
         return optax.apply_updates(theta, updates), state
 

@@ -122,17 +122,32 @@ class PaRISExtension:
     def init(self, model, x0, logW0, y0, observed, proposal=None):
         return self.start(model, x0, y0, observed, proposal)
 
-    def step(self, model, tau, key, x, logW, x_new, t, y_next, observed, proposal=None):
+    def draw_backward(self, model, key, x, logW, x_new, t):
+        """(K, N) backward indices by the configured scheme."""
         if self.backward == "exact":
-            J = backward_exact(model, key, x, logW, x_new, t, self.K)
-        else:
-            J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
+            return backward_exact(model, key, x, logW, x_new, t, self.K)
+        return backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
+
+    def step(self, model, tau, key, x, logW, x_new, t, y_next, observed, proposal=None):
+        J = self.draw_backward(model, key, x, logW, x_new, t)
         h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed,
                            proposal)  # (K, N, m)
         return jnp.mean(tau[J] + h, axis=0), (J if self.keep_indices else None)
 
     def final(self, model, tau, x, logW):
         return jnp.sum(jnp.exp(logW)[:, None] * tau, axis=0)
+
+
+def _log_pair(m, a, b, t, y_next, observed):
+    """log q_t(a, b) + log g_{t+1}(b, y_{t+1}) for single states a, b: the Fisher-identity term."""
+    log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
+    return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
+
+
+def _log_initial(m, a, y0, observed):
+    """log μ(a) + log g_0(a, y_0) for a single state a."""
+    log_g = m.observation_log_prob(a[None], y0, 0)[0]
+    return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,8 +193,7 @@ class ScoreExtension(PaRISExtension):
 
     def increment(self, model, x, x_new, t, y_next, observed, proposal=None):
         def model_pair(m, a, b):
-            log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
-            return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
+            return _log_pair(m, a, b, t, y_next, observed)
 
         def proposal_pair(r, a, b):
             return r.log_prob(a[None], b[None], y_next, t)[0]
@@ -190,8 +204,7 @@ class ScoreExtension(PaRISExtension):
 
     def start(self, model, x0, y0, observed, proposal=None):
         def model_one(m, a):
-            log_g = m.observation_log_prob(a[None], y0, 0)[0]
-            return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
+            return _log_initial(m, a, y0, observed)
 
         def proposal_one(r, a):  # without an initial proposal, x_0 ~ μ does not depend on φ
             return r.initial_log_prob(a[None], y0)[0] if r.initial_log_prob is not None else jnp.zeros(())
@@ -229,16 +242,14 @@ class InformationExtension(ScoreExtension):
 
     def increment(self, model, x, x_new, t, y_next, observed, proposal=None):
         def pair(m, a, b):
-            log_g = m.observation_log_prob(b[None], y_next, t + 1)[0]
-            return m.transition_log_prob(a[None], b[None], t)[0] + jnp.where(observed, log_g, 0.0)
+            return _log_pair(m, a, b, t, y_next, observed)
 
         g, h = jax.vmap(self._hessian(model, pair))(x.reshape(-1, x.shape[-1]), x_new.reshape(-1, x.shape[-1]))
         return jnp.concatenate([g, h], -1).reshape(*x.shape[:-1], -1)
 
     def start(self, model, x0, y0, observed, proposal=None):
         def one(m, a):
-            log_g = m.observation_log_prob(a[None], y0, 0)[0]
-            return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
+            return _log_initial(m, a, y0, observed)
 
         g, h = jax.vmap(self._hessian(model, one))(x0)
         return jnp.concatenate([g, h], -1), g[:, :, None] * g[:, None, :]
@@ -249,10 +260,7 @@ class InformationExtension(ScoreExtension):
     def step(self, model, carry, key, x, logW, x_new, t, y_next, observed, proposal=None):
         tau, upsilon = carry
         m = upsilon.shape[-1]
-        if self.backward == "exact":
-            J = backward_exact(model, key, x, logW, x_new, t, self.K)
-        else:
-            J = backward_rejection(model, key, x, logW, x_new, t, self.K, self.max_rounds)
+        J = self.draw_backward(model, key, x, logW, x_new, t)
         h = self.increment(model, x[J], jnp.broadcast_to(x_new[None], x[J].shape), t, y_next, observed)
         s, g = tau[J][..., :m], h[..., :m]  # (K, N, m): the score so far and this step's term
         outer = s[..., :, None] * g[..., None, :]

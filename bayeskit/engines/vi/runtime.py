@@ -134,9 +134,6 @@ class ProgramHandle:
         return _batched(one, tuple(batch_shape), values, given)
 
 
-GuideHandle = ProgramHandle
-
-
 class ModelHandle:
     """The model (a NumPyro program with the data bound) inside an objective."""
 
@@ -207,14 +204,14 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
 
 
 def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst=None, reverse_fn=None):
-    """(objective value, the run's records, the number of program calls)."""
+    """(objective value, the run's records)."""
     ctx = Context(model_fn, guide_fn, data, params, key, estimators, subst, reverse_fn)
     value = objective(ModelHandle(ctx), ProgramHandle(ctx, guide_fn))
     value = jnp.asarray(value)
     if value.shape != () or not jnp.issubdtype(value.dtype, jnp.floating):
         raise ConfigError(f"an objective program must return a scalar float (the value to maximise), got an array "
                           f"of shape {value.shape} and dtype {value.dtype}")
-    return value, ctx.run, ctx.calls
+    return value, ctx.run
 
 
 def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, baseline, reverse_fn=None):
@@ -225,14 +222,14 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
               + Σ_enum Σ_v e^{log q(v)} sg(F̂(v))     (the others' values, minus their own sg: zero-valued)
               + Σ_mvd Σ_i sg(ĝ_i) θ_i               (ĝ_i = c_i (F̂(z⁺_i) − F̂(z⁻_i)))
     """
-    value, run, _ = evaluate(objective, model_fn, guide_fn, data, params, key, estimators, reverse_fn=reverse_fn)
+    value, run = evaluate(objective, model_fn, guide_fn, data, params, key, estimators, reverse_fn=reverse_fn)
     total = value
     L = sum((jnp.sum(s) for s in run.score), jnp.zeros(()))
     total = total + lax.stop_gradient(value - baseline) * (L - lax.stop_gradient(L))
     frozen = lax.stop_gradient(params)
 
     def rerun(call, site, sub_value, mask):
-        v, _, _ = evaluate(objective, model_fn, guide_fn, data, frozen, key, estimators,
+        v, _ = evaluate(objective, model_fn, guide_fn, data, frozen, key, estimators,
                            {(call, site): (sub_value, mask)}, reverse_fn)
         return v
 
