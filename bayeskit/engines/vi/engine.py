@@ -118,9 +118,10 @@ class VI(Engine):
         state, history, bad = program.run(state, key_run, self, spec.arrays)
         post = _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
         if bad is not None:
+            last = ", the last with a finite objective" if state.step < bad else ""
             raise SamplingError(f"the objective or its gradient was not finite at step {bad}: the run stopped there "
-                                f"and kept the parameters of step {max(bad - 1, 0)}, the last with a finite "
-                                f"objective (error.partial); lower the learning rate or check the model", partial=post)
+                                f"and kept the parameters of step {state.step}{last} (error.partial); lower the "
+                                f"learning rate or check the model", partial=post)
         return post
 
 
@@ -214,8 +215,7 @@ class _Program:
             return _constrain(sites, u)
 
         def step(carry, key, arrays):
-            current, previous, bad, count = carry  # states (u, opt_state, baseline): now and one step back
-            u, opt_state, baseline = current
+            u, opt_state, baseline, bad, count = carry
 
             def loss(u):
                 total, value = surrogate(objective, model_fn, guide_fn, {**static, **arrays}, constrain(u),
@@ -225,15 +225,12 @@ class _Program:
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(u)
             updates, new_opt = optimizer.update(grads, opt_state, u)
             new_u = jax.tree_util.tree_map(lambda a, b: a + b, u, updates)
-            finite = jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g))
-                                                              for g in jax.tree_util.tree_leaves(grads)] or [True]))
-            ok, fails_now = finite & (bad < 0), ~finite & (bad < 0)
             new_baseline = decay * baseline + (1 - decay) * value if running else baseline
-            # on the first failure go back to the state whose objective (the last recorded) was finite
-            pick = lambda a, b, c: jnp.where(ok, a, jnp.where(fails_now, b, c))  # noqa: E731
-            nxt = jax.tree_util.tree_map(pick, (new_u, new_opt, new_baseline), previous, current)
-            prev = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), current, previous)
-            return (nxt, prev, jnp.where(fails_now, count, bad), count + 1), value
+            # one reduction flags a non-finite gradient (NaN and inf survive a sum); the step keeps
+            # no copy of the previous state: on a failure the host replays the chunk (`run`)
+            finite = jnp.isfinite(value + sum((jnp.sum(g) for g in jax.tree_util.tree_leaves(grads)), 0.0))
+            bad = jnp.where((bad < 0) & ~finite, count, bad)
+            return (new_u, new_opt, new_baseline, bad, count + 1), value
 
         def chunk(carry, keys, arrays):
             return jax.lax.scan(lambda c, k: step(c, k, arrays), carry, keys)
@@ -241,35 +238,56 @@ class _Program:
         self._chunk = jax.jit(chunk)
 
     def run(self, state: _State, key, engine, arrays):
-        import jax.numpy as jnp
+        """Run the remaining steps in compiled chunks: (state, history, None), or on a non-finite
+        step b: (the state of step b − 1, the history up to it, b)."""
         from tqdm.auto import tqdm
 
         total = engine.steps
         length = chunk_length(total)
-        current = (state.unconstrained, state.opt_state, state.baseline)
-        carry = (current, current, jnp.asarray(-1), jnp.asarray(state.step))
         history = list(state.history)
         start = state.step
+        starts = [state]  # the states the last two chunks started from: a failure replays from one
         with tqdm(total=total, initial=start, desc="VI", disable=not engine.progress, dynamic_ncols=True) as bar:
             while start < total:
                 stop = min(start + length, total)
-                # step t's key is fold_in(key, t): a resumed run repeats the uninterrupted one exactly
-                keys = _step_keys(key, jnp.arange(start, stop))
-                carry, values = self._chunk(carry, keys, arrays)
+                carry, values = self._chunk(self._carry(state), self._keys(key, start, stop), arrays)
                 values = np.asarray(values)
-                (u, opt_state, baseline), _, bad, _ = carry
-                b = int(bad)
-                if b >= 0:
-                    history.extend(values[:b - start].tolist())
-                    return _State(u, opt_state, baseline, b, history), history, b
+                bad = int(carry[3])
+                if bad >= 0:
+                    history.extend(values[:bad - start].tolist())
+                    return self._replay(starts, max(bad - 1, 0), key, arrays, history), history, bad
                 history.extend(values.tolist())
                 bar.update(stop - start)
                 bar.set_postfix_str(f"objective {np.mean(values[-max(1, len(values) // 2):]):.3f}", refresh=False)
                 start = stop
-                state = _State(u, opt_state, baseline, start, history)
+                state = _State(*carry[:3], start, history)
+                starts = [starts[-1], state]
                 if engine.checkpoint:
                     _save_checkpoint(engine.checkpoint, state)
         return state, history, None
+
+    @staticmethod
+    def _carry(state: _State):
+        import jax.numpy as jnp
+
+        return (state.unconstrained, state.opt_state, state.baseline, jnp.asarray(-1), jnp.asarray(state.step))
+
+    @staticmethod
+    def _keys(key, start, stop):
+        import jax.numpy as jnp
+
+        # step t's key is fold_in(key, t): a resumed or replayed run repeats the uninterrupted one exactly
+        return _step_keys(key, jnp.arange(start, stop))
+
+    def _replay(self, starts, target, key, arrays, history) -> _State:
+        """The state before step `target`, recomputed from the latest chunk start at or before it
+        (the same keys and the same compiled step: bit for bit the state the run passed through)."""
+        # (a run resumed from a checkpoint and failing at once has nothing earlier: it keeps its start)
+        origin = next((s for s in reversed(starts) if s.step <= target), starts[0])
+        if origin.step >= target:
+            return dataclasses.replace(origin, history=history)
+        carry, _ = self._chunk(self._carry(origin), self._keys(key, origin.step, target), arrays)
+        return _State(*carry[:3], target, history)
 
 
 def _fold_in_steps(key, steps):

@@ -28,17 +28,21 @@ from numpyro.infer.util import log_density
 from ...core.errors import ConfigError
 from . import estimators as est
 
+_MODEL_STREAM = 2**31 - 1  # fold_in tag of the model's own randomness (calls count up from 0)
+
 
 @dataclasses.dataclass
 class Draw:
     """Draws of a variational program: latent ``values`` for the model (its auxiliary sites left out),
-    every sampled site in ``sites``, ``log_prob`` (log q of all its sites), and ``batch_shape``, the
-    leading axes of independent draws (() for one)."""
+    every sampled site in ``sites``, ``log_prob`` (log q of all its sites), ``batch_shape``, the
+    leading axes of independent draws (() for one), and ``plates``, the indices of the program's
+    subsampled plates (``numpyro.plate(..., subsample_size=B)``): the model sees the same minibatch."""
 
     values: dict
     log_prob: Any
     sites: dict
     batch_shape: tuple = ()
+    plates: dict = dataclasses.field(default_factory=dict)  # subsample indices, replayed in the model
 
     @property
     def auxiliary(self) -> dict:
@@ -113,12 +117,12 @@ class ProgramHandle:
         if given is not None and n is not None:  # the same conditioning values for each of the n draws
             given = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(
                 jnp.expand_dims(v, len(batch_shape)), (*shape, *v.shape[len(batch_shape):])), given)
-        values, log_q, sites, score, special = _batched(one, shape, keys, subst, given)
+        values, log_q, sites, score, special, plates = _batched(one, shape, keys, subst, given)
         if not detach:
             ctx.run.score.append(score)
             for site, item in special.items():
                 ctx.run.special[(call, site)] = item
-        return Draw(values, log_q, sites, shape)
+        return Draw(values, log_q, sites, shape, plates)
 
     def log_prob(self, values: dict, *, given: dict | None = None, batch_shape: tuple = (), only=None):
         """log q at given values of all the program's sites (per element of the leading
@@ -147,13 +151,18 @@ class ModelHandle:
     def log_density(self, draw: Draw | dict, batch_shape: tuple | None = None):
         """log p(x, z) at the draw's latent values (per element of its batch shape)."""
         ctx = self._ctx
-        values, shape = (draw.values, draw.batch_shape) if isinstance(draw, Draw) else (draw, batch_shape or ())
+        if isinstance(draw, Draw):
+            values, shape, plates = draw.values, draw.batch_shape, draw.plates
+        else:
+            values, shape, plates = draw, batch_shape or (), {}
+        # a plate the model subsamples and the guide does not draws its indices from this key
+        model = handlers.seed(ctx.model_fn, jax.random.fold_in(ctx.key, _MODEL_STREAM))
 
-        def one(v):
-            lp, _ = log_density(ctx.model_fn, (), ctx.data, {**ctx.params, **v})
+        def one(v, idx):
+            lp, _ = log_density(model, (), ctx.data, {**ctx.params, **idx, **v})
             return lp
 
-        return _batched(one, tuple(shape), values)
+        return _batched(one, tuple(shape), values, plates)
 
 
 def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
@@ -177,8 +186,10 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
     with handlers.trace() as tr, handlers.substitute(substitute_fn=choose), handlers.seed(rng_seed=key), \
             handlers.substitute(data=ctx.params):
         program(**ctx.data)
-    values, sites, log_q, score, special = {}, {}, 0.0, 0.0, {}
+    values, sites, log_q, score, special, plates = {}, {}, 0.0, 0.0, {}, {}
     for name, site in tr.items():
+        if site["type"] == "plate" and site["args"][1] not in (None, site["args"][0]):
+            plates[name] = site["value"]
         if site["type"] != "sample" or site.get("is_observed", False):
             continue
         fn, value = site["fn"], site["value"]
@@ -200,7 +211,7 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
         elif isinstance(estimator, est.MeasureValued):
             site_key = jax.random.fold_in(key, zlib.crc32(name.encode()) % (2**31))  # stable across processes
             special[name] = (estimator, value, est.mvd_parts(fn, site_key))
-    return values, log_q, sites, score, special
+    return values, log_q, sites, score, special, plates
 
 
 def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst=None, reverse_fn=None):
