@@ -98,7 +98,7 @@ def normal_guide():
 
 def square(model, guide):
     """E[z²] = m² + s²: gradient (2m, 2s)."""
-    return guide.sample().values["z"] ** 2
+    return jnp.asarray(guide.sample().values["z"], float) ** 2
 
 
 @pytest.mark.parametrize("estimator", ["reinforce", "enum", "mvd"])
@@ -117,6 +117,26 @@ def test_continuous_estimators_are_unbiased(estimator):
     g = bk.vi.gradient_samples(square, normal_guide, {"m": 0.7, "s": 1.3}, estimator=estimator, n=20_000)
     for name, truth in (("m", 1.4), ("s", 2.6)):
         assert abs(g[name].mean() - truth) < 4 * g[name].std() / np.sqrt(g[name].size)
+
+
+def count_guide():
+    numpyro.sample("z", dist.Poisson(numpyro.param("rate", 2.5, constraint=constraints.positive)))
+
+
+def waiting_guide():
+    numpyro.sample("z", dist.Exponential(numpyro.param("rate", 1.5, constraint=constraints.positive)))
+
+
+@pytest.mark.parametrize(("guide", "truth"), [(count_guide, 1 + 2 * 2.5), (waiting_guide, -4 / 1.5**3)],
+                         ids=["poisson", "exponential"])
+@pytest.mark.parametrize("estimator", ["reinforce", "mvd"])
+def test_count_and_rate_estimators_are_unbiased(guide, truth, estimator):
+    # E[z²] = λ + λ² for Poisson(λ) (gradient 1 + 2λ) and 2/λ² for Exponential(λ) (gradient −4/λ³):
+    # within 4 SE over 20,000 estimates. MVD's variance is the smaller (measured: Poisson 10 vs
+    # REINFORCE 275; exponential 4.6 vs 37)
+    g = bk.vi.gradient_samples(square, guide, {"rate": 2.5 if guide is count_guide else 1.5},
+                               estimator=estimator, n=20_000)["rate"]
+    assert abs(g.mean() - truth) < 4 * g.std() / np.sqrt(g.size)
 
 
 def two_groups(y):

@@ -10,7 +10,9 @@ differentiated once and the pieces combine (see `runtime.surrogate`):
   again with z = v (same randomness elsewhere): exact in z.
 * ``MeasureValued``: ∇θ_i E[F] = c_i (E[F(z⁺)] − E[F(z⁻)]) for each parameter coordinate (Pflug
   1989; Mohamed et al. 2020 §6): Normal(μ, σ): for μ, z± = μ ± σ·Rayleigh(1)·… with c = 1/(σ√(2π)),
-  for σ, z⁺ = μ + σ·DoubleSidedMaxwell, z⁻ = μ + σ·N(0, 1), c = 1/σ; Bernoulli(p): z⁺ = 1, z⁻ = 0, c = 1.
+  for σ, z⁺ = μ + σ·DoubleSidedMaxwell, z⁻ = μ + σ·N(0, 1), c = 1/σ; Bernoulli(p): z⁺ = 1, z⁻ = 0, c = 1;
+  Poisson(λ): z⁺ = X + 1, z⁻ = X with X ~ Poisson(λ), c = 1 (∂λ p(k) = p(k − 1) − p(k));
+  Exponential(λ): z⁺ ~ Exp(λ), z⁻ ~ Gamma(2, λ), c = 1/λ (∂λ λe^{−λx} = (1/λ)(λe^{−λx} − λ²xe^{−λx})).
 """
 
 from __future__ import annotations
@@ -82,14 +84,18 @@ def check(estimator, fn, site: str):
     if isinstance(estimator, Enumerate) and not fn.has_enumerate_support:
         raise ConfigError(f"site {site!r}: enumeration needs a finite support, {type(base).__name__} has none "
                           f"(use 'reinforce')")
-    if isinstance(estimator, MeasureValued) and not isinstance(base, (dist.Normal, dist.BernoulliProbs)):
-        raise ConfigError(f"site {site!r}: measure-valued derivatives are implemented for Normal and "
-                          f"Bernoulli(probs), got {type(base).__name__}")
+    if isinstance(estimator, MeasureValued) and not isinstance(base, MVD_FAMILIES):
+        raise ConfigError(f"site {site!r}: measure-valued derivatives are implemented for "
+                          f"{', '.join(f.__name__ for f in MVD_FAMILIES)}, got {type(base).__name__} "
+                          f"(use 'reinforce', or 'reparam' where it applies)")
 
 
 def default(fn):
     """Reparameterisation where the distribution allows it, else REINFORCE with a running baseline."""
     return Reparam() if fn.has_rsample else Reinforce()
+
+
+MVD_FAMILIES = (dist.Normal, dist.BernoulliProbs, dist.Poisson, dist.Exponential)
 
 
 def mvd_parts(fn, key):
@@ -110,6 +116,15 @@ def mvd_parts(fn, key):
     if isinstance(base, dist.BernoulliProbs):
         p = jnp.broadcast_to(base.probs, shape)
         return [(p, jnp.ones_like(p), jnp.ones_like(p), jnp.zeros_like(p))]
+    if isinstance(base, dist.Poisson):
+        rate = jnp.broadcast_to(base.rate, shape)
+        x = jax.random.poisson(key, rate, shape).astype(rate.dtype)  # one X for both: a coupled pair
+        return [(rate, jnp.ones_like(rate), x + 1, x)]
+    if isinstance(base, dist.Exponential):
+        rate = jnp.broadcast_to(base.rate, shape)
+        k1, k2 = jax.random.split(key)
+        e1, e2 = (jax.random.exponential(k, shape, rate.dtype) for k in (k1, k2))
+        return [(rate, 1.0 / rate, e1 / rate, (e1 + e2) / rate)]  # Exp(λ) and Gamma(2, λ) sharing e1
     raise ConfigError(f"measure-valued derivatives are not implemented for {type(base).__name__}")
 
 
