@@ -6,11 +6,13 @@ other positive prior is integrated over σ² by quadrature (`quadrature.py`): a 
 so exact to quadrature tolerance rather than the paper's 1000-draw importance sampling.
 
 Each prior is a pytree (its parameters are differentiable leaves) with ``log_prob(s2)``, the
-log density of σ² itself (for priors stated on σ, the change of variables is included).
+log density of σ² itself (for priors stated on σ, the change of variables is included), and
+``sample(key, shape)`` (draws of σ², what simulating datasets from the process needs).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
@@ -25,6 +27,10 @@ class ScalePrior:
     def log_prob(self, s2):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def sample(self, key, shape=()):
+        """Draws of σ² (a JAX array of `shape`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no sampler: only its density is known")
+
 
 @kernel_dataclass
 class Fixed(ScalePrior):
@@ -34,6 +40,9 @@ class Fixed(ScalePrior):
 
     def __post_init__(self):
         check_positive("Fixed", value=self.value)
+
+    def sample(self, key, shape=()):
+        return jnp.full(shape, self.value, dtype=jnp.result_type(float))
 
 
 @kernel_dataclass
@@ -50,6 +59,9 @@ class InverseGamma(ScalePrior):
     def log_prob(self, s2):
         return self.a * jnp.log(self.b) - gammaln(self.a) - (self.a + 1) * jnp.log(s2) - self.b / s2
 
+    def sample(self, key, shape=()):
+        return self.b / jax.random.gamma(key, self.a, shape)
+
 
 @kernel_dataclass
 class Gamma(ScalePrior):
@@ -63,6 +75,9 @@ class Gamma(ScalePrior):
 
     def log_prob(self, s2):
         return self.shape * jnp.log(self.rate) - gammaln(self.shape) + (self.shape - 1) * jnp.log(s2) - self.rate * s2
+
+    def sample(self, key, shape=()):
+        return jax.random.gamma(key, self.shape, shape) / self.rate
 
 
 @kernel_dataclass
@@ -78,6 +93,9 @@ class LogNormal(ScalePrior):
     def log_prob(self, s2):
         z = (jnp.log(s2) - self.loc) / self.scale
         return -0.5 * z**2 - jnp.log(self.scale * s2) - 0.5 * jnp.log(2 * jnp.pi)
+
+    def sample(self, key, shape=()):
+        return jnp.exp(self.loc + self.scale * jax.random.normal(key, shape))
 
 
 @kernel_dataclass
@@ -96,6 +114,11 @@ class BurrXII(ScalePrior):
         return (jnp.log(self.c * self.d / self.scale) + (self.c - 1) * jnp.log(z)
                 - (self.d + 1) * jnp.log1p(z**self.c))
 
+    def sample(self, key, shape=()):
+        # inverse cdf: F(s) = 1 − (1 + (s/λ)^c)^(−d)
+        u = jax.random.uniform(key, shape)
+        return self.scale * jnp.expm1(-jnp.log1p(-u) / self.d) ** (1 / self.c)
+
 
 @kernel_dataclass
 class HalfCauchy(ScalePrior):
@@ -109,6 +132,9 @@ class HalfCauchy(ScalePrior):
 
     def log_prob(self, s2):
         return -jnp.log(jnp.pi * self.scale) - 0.5 * jnp.log(s2) - jnp.log1p(s2 / self.scale**2)
+
+    def sample(self, key, shape=()):
+        return (self.scale * jax.random.cauchy(key, shape)) ** 2
 
 
 @kernel_dataclass(static=("fn",))
