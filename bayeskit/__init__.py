@@ -38,7 +38,8 @@ _EXPORTS = {
     "ParticleGibbs": "bayeskit.engines.smc",
     "VI": "bayeskit.engines.vi",
 }
-_MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc"}  # short namespaces: bk.vi.iwelbo
+# short namespaces: bk.vi.iwelbo, bk.pfn.train
+_MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc", "pfn": "bayeskit.engines.pfn"}
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES, *_MODULES]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ...core.errors import ConfigError
@@ -29,7 +30,7 @@ def borders_from_samples(samples, num_buckets: int) -> torch.Tensor:
     """K + 1 borders at the equal-mass quantiles of prior targets (the outer ones at the extremes)."""
     if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 2:
         raise ConfigError(f"`num_buckets` must be an int >= 2, got {num_buckets!r}")
-    ys = torch.as_tensor(samples, dtype=torch.float64).reshape(-1)
+    ys = torch.tensor(np.asarray(samples, dtype=np.float64)).reshape(-1)
     ys = ys[torch.isfinite(ys)]
     if ys.numel() < num_buckets + 1:
         raise ConfigError(f"`samples` must hold more than num_buckets = {num_buckets} finite values, got {ys.numel()}")
