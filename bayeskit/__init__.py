@@ -37,6 +37,7 @@ _EXPORTS = {
     "PaRIS": "bayeskit.engines.smc",
     "ParticleGibbs": "bayeskit.engines.smc",
     "VI": "bayeskit.engines.vi",
+    "PFN": "bayeskit.engines.pfn",
 }
 # short namespaces: bk.vi.iwelbo, bk.pfn.train
 _MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc", "pfn": "bayeskit.engines.pfn"}

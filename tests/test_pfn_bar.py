@@ -1,6 +1,6 @@
 """The bar distribution (a PFN's output head) against quadrature and its own inverse: the density
-integrates to 1, cdf and icdf invert each other in the buckets and in the half-normal tails,
-sampling follows the cdf, and the mean is the density's first moment."""
+integrates to 1 with the stated mean and variance, cdf and icdf invert each other in the buckets
+and in the half-normal tails, and sampling follows the cdf."""
 
 import math
 
@@ -43,7 +43,10 @@ def test_density_integrates_to_one_and_its_first_moment_is_the_mean(bar, logits,
     mid, width = (grid[1:] + grid[:-1]) / 2, np.diff(grid)
     density = torch.exp(dist.log_prob(logits[:, None, :], torch.as_tensor(mid))).numpy()  # (3, G)
     np.testing.assert_allclose((density * width).sum(-1), 1.0, atol=1e-8)
-    np.testing.assert_allclose((density * width * mid).sum(-1), dist.mean(logits).numpy(), atol=1e-6)
+    mean = (density * width * mid).sum(-1)
+    np.testing.assert_allclose(mean, dist.mean(logits).numpy(), atol=1e-6)
+    variance = (density * width * (mid - mean[:, None]) ** 2).sum(-1)
+    np.testing.assert_allclose(variance, dist.variance(logits).numpy(), rtol=1e-6)
     # the cdf is the integral of the density
     cum = np.cumsum(density * width, -1)
     np.testing.assert_allclose(dist.cdf(logits[:, None, :], torch.as_tensor(grid[1:])).numpy()[:, ::997],

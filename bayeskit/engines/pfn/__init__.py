@@ -5,12 +5,16 @@ PyTorch is imported here, on first use, never by ``import bayeskit``.
     prior = bk.pfn.ProcessPrior(process, priors={"kernel.lengthscale": dist.LogNormal(-1.5, 0.5)})
     trained = bk.pfn.train(prior, bk.pfn.TINY)      # minutes on a CPU; bk.pfn.PAPER for a GPU
     trained.save("gp.pfn")
+    post = bk.fit(process, {"X": X, "y": y}, engine=bk.PFN(network=trained))
 """
 
 from .bar import BarDistribution, borders_from_samples
+from .engine import PFN, ContextWarning
 from .network import PFNTransformer
+from .posterior import BarPredictive, PFNPosterior
 from .priors import DatasetPrior, ModelPrior, ProcessPrior
 from .training import PAPER, TINY, TrainedPFN, Training, load, train
 
-__all__ = ["PAPER", "TINY", "BarDistribution", "DatasetPrior", "ModelPrior", "PFNTransformer", "ProcessPrior",
-           "TrainedPFN", "Training", "borders_from_samples", "load", "train"]
+__all__ = ["PAPER", "PFN", "TINY", "BarDistribution", "BarPredictive", "ContextWarning", "DatasetPrior", "ModelPrior",
+           "PFNPosterior", "PFNTransformer", "ProcessPrior", "TrainedPFN", "Training", "borders_from_samples", "load",
+           "train"]

@@ -159,6 +159,20 @@ class BarDistribution(torch.nn.Module):
                                  (b[-2] + s_right * mean_hn).reshape(1)])
         return (mass * centres).sum(-1)
 
+    def variance(self, logits: torch.Tensor) -> torch.Tensor:
+        """E[y²] − E[y]²: a flat bucket [a, b] has E[y²] = (a² + ab + b²)/3; a tail b ± T with
+        T half-normal of scale s has E[y²] = b² ± 2bs√(2/π) + s²."""
+        self._check_logits(logits)
+        mass = torch.softmax(logits, -1)
+        b = self.borders.to(logits.dtype)
+        second = (b[1:] ** 2 + b[1:] * b[:-1] + b[:-1] ** 2) / 3
+        if self.full_support:
+            s_left, s_right = self.tail_scales()
+            mean_hn = math.sqrt(2 / math.pi)
+            second = torch.cat([(b[1] ** 2 - 2 * b[1] * s_left * mean_hn + s_left**2).reshape(1), second[1:-1],
+                                (b[-2] ** 2 + 2 * b[-2] * s_right * mean_hn + s_right**2).reshape(1)])
+        return ((mass * second).sum(-1) - self.mean(logits) ** 2).clamp_min(0)
+
     def quantile(self, logits, q):
         """Alias of `icdf`."""
         return self.icdf(logits, q)

@@ -40,7 +40,7 @@ class ScaleMixtureProcess:
     scale_prior: ScalePrior = InverseGamma()
     jitter: float = 0.0
 
-    engines = ("Exact",)
+    engines = ("Exact", "PFN")
     name = "ScaleMixtureProcess"
 
     def __post_init__(self):

@@ -1,0 +1,120 @@
+"""The posterior a PFN returns: the posterior predictive of new targets given the observed
+dataset, one forward pass per batch of queries."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ...core.errors import ConfigError, DataError
+from ...core.posterior import Posterior, _check_n
+
+QUERY_CHUNK = 4096  # queries per forward pass: they do not see each other, so chunking changes nothing
+
+
+@dataclasses.dataclass(frozen=True)
+class BarPredictive:
+    """Marginal predictive distributions at m points, each a bar distribution (``logits`` (m, K))."""
+
+    logits: object  # torch tensor (m, K), float64
+    bar: object  # BarDistribution
+
+    def _t(self, value):
+        import torch
+
+        value = torch.tensor(np.asarray(value, dtype=float), dtype=self.logits.dtype)
+        if value.shape not in ((), self.logits.shape[:1]):
+            raise ConfigError(f"values must be a scalar or of shape ({self.logits.shape[0]},), got "
+                              f"{tuple(value.shape)}")
+        return value
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.bar.mean(self.logits).numpy()
+
+    @property
+    def variance(self) -> np.ndarray:
+        return self.bar.variance(self.logits).numpy()
+
+    @property
+    def stddev(self) -> np.ndarray:
+        return np.sqrt(self.variance)
+
+    def log_prob(self, y) -> np.ndarray:
+        """Log predictive density of targets `y` (m,), point by point."""
+        return self.bar.log_prob(self.logits, self._t(y)).numpy()
+
+    def cdf(self, y) -> np.ndarray:
+        return self.bar.cdf(self.logits, self._t(y)).numpy()
+
+    def quantile(self, q) -> np.ndarray:
+        """The q-quantile at each point (q a scalar or one level per point)."""
+        return self.bar.icdf(self.logits, self._t(q)).numpy()
+
+    def interval(self, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Central interval holding `prob` of the predictive mass at each point."""
+        if not 0 < prob < 1:
+            raise ConfigError(f"`prob` must be in (0, 1), got {prob!r}")
+        return self.quantile((1 - prob) / 2), self.quantile((1 + prob) / 2)
+
+    def sample(self, n: int, seed=0) -> np.ndarray:
+        """(n, m) draws, independent across points (a PFN gives marginals)."""
+        import torch
+
+        generator = torch.Generator().manual_seed(int(seed))
+        return self.bar.sample(self.logits, (_check_n(n),), generator=generator).numpy()
+
+
+class PFNPosterior(Posterior):
+    """p(y_new | x_new, D) from a trained PFN conditioned on the data D = (X, y).
+
+    ``predict(X_new)`` gives the predictive distribution (`BarPredictive`: mean, variance, log_prob,
+    cdf, quantile, interval, sample); ``sample(n)`` draws replicates of y at the training inputs
+    (the posterior predictive check's y_rep, point by point); ``network`` is the `TrainedPFN`.
+    """
+
+    observed_sites = ("y",)
+
+    def __init__(self, network, X, y):
+        self.network, self.X, self.y = network, X, y
+
+    def __repr__(self):
+        return f"PFNPosterior(n={self.y.shape[0]} points of dimension {self.X.shape[1]}; {self.network!r})"
+
+    def predict(self, new_data=None, *, seed=0, n=None) -> BarPredictive:
+        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X)."""
+        import torch
+
+        X_new = self.X if new_data is None else new_data["X"] if isinstance(new_data, dict) else new_data
+        X_new = check_inputs(X_new, self.network.x_dim, "X_new")
+        chunks = [self.network.logits(self.X[None], self.y[None], X_new[None, i:i + QUERY_CHUNK])[0]
+                  for i in range(0, X_new.shape[0], QUERY_CHUNK)]
+        return BarPredictive(torch.cat(chunks), self.network.bar.cpu().double())
+
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        return {"y": self.predict().sample(_check_n(n), seed)}
+
+    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
+        return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},
+                "observed_data": {"y": self.y}, "constant_data": {"X": self.X}}
+
+    def attrs(self):
+        out = super().attrs()
+        out["bayeskit_pfn"] = repr(self.network)
+        return out
+
+
+def check_inputs(X, x_dim: int, name: str = "X") -> np.ndarray:
+    """X as a finite (n, d) float array with d = x_dim, or a named error."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1 and x_dim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise DataError(f"`{name}` must be an (n, {x_dim}) array of inputs, got shape {X.shape}")
+    if X.shape[1] != x_dim:
+        raise DataError(f"`{name}` has {X.shape[1]} columns, but the network was trained on {x_dim}-dimensional "
+                        f"inputs")
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"`{name}` contains {int((~np.isfinite(X)).sum())} non-finite value(s) (NaN or inf)")
+    return X
