@@ -3,38 +3,45 @@
 Context points become tokens enc_x(x) + enc_y(y), query points enc_x(x); no positional encoding,
 so the output cannot depend on the order of the context. Each post-LN layer lets the context
 attend to the context and each query attend to the context only, so a query's prediction does
-not depend on the other queries. The two attentions share the layer's weights: together they are
-one masked attention over [context; queries], computed without building the (n+m)² mask. A
-Linear-GELU-Linear decoder maps each query token to logits over the bar distribution's buckets.
+not depend on the other queries: one attention of all tokens over the context tokens (keys and
+values cut to the first n rows), with no (n+m)² mask built. A Linear-GELU-Linear decoder maps
+each query token to logits over the bar distribution's buckets.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ...core.errors import ConfigError, DataError
 
 
 class _Layer(nn.Module):
-    """One post-LN transformer layer: attention, then a GELU feed-forward, each residual + LayerNorm."""
+    """One post-LN transformer layer over [context; queries]: every token attends to the context
+    tokens only (keys and values from the first n rows), then a GELU feed-forward; each step is
+    residual + LayerNorm. Context-to-context plus query-to-context attention is exactly this one
+    attention with K, V cut to the context: no mask, one pass of each linear map."""
 
     def __init__(self, d_model: int, heads: int, d_ff: int, dropout: float):
         super().__init__()
-        self.attention = nn.MultiheadAttention(d_model, heads, dropout=dropout, batch_first=True)
+        self.heads = heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
         self.feed_forward = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout),
                                           nn.Linear(d_ff, d_model))
         self.norm_attention = nn.LayerNorm(d_model)
         self.norm_feed_forward = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
+        self.attention_dropout = dropout
 
-    def _block(self, tokens, context):
-        attended = self.attention(tokens, context, context, need_weights=False)[0]
+    def forward(self, tokens, n_context: int):
+        B, L, d = tokens.shape
+        q, k, v = self.qkv(tokens).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attended = nn.functional.scaled_dot_product_attention(
+            q, k[:, :, :n_context], v[:, :, :n_context], dropout_p=self.attention_dropout if self.training else 0.0)
+        attended = self.out(attended.transpose(1, 2).reshape(B, L, d))
         tokens = self.norm_attention(tokens + self.dropout(attended))
         return self.norm_feed_forward(tokens + self.dropout(self.feed_forward(tokens)))
-
-    def forward(self, context, queries):
-        # both read the context as it enters the layer
-        return self._block(context, context), self._block(queries, context)
 
 
 class PFNTransformer(nn.Module):
@@ -65,11 +72,12 @@ class PFNTransformer(nn.Module):
 
     def forward(self, x_context, y_context, x_query):
         check_shapes(x_context, y_context, x_query, self.x_dim)
-        context = self.enc_x(x_context) + self.enc_y(y_context.unsqueeze(-1))
-        queries = self.enc_x(x_query)
+        n = x_context.shape[1]
+        tokens = self.enc_x(torch.cat([x_context, x_query], 1))
+        tokens = torch.cat([tokens[:, :n] + self.enc_y(y_context.unsqueeze(-1)), tokens[:, n:]], 1)
         for layer in self.layers:
-            context, queries = layer(context, queries)
-        return self.decoder(queries)
+            tokens = layer(tokens, n)
+        return self.decoder(tokens[:, n:])
 
 
 def check_shapes(x_context, y_context, x_query, x_dim: int) -> None:

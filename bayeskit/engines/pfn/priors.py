@@ -100,6 +100,11 @@ class ProcessPrior(DatasetPrior):
         self.inputs = _check_inputs(self.inputs, self.x_dim)
         self._names = names
 
+    def __repr__(self):
+        hyper = f", hyperpriors on {', '.join(self.priors)}" if self.priors else ""
+        return (f"ProcessPrior({type(self.process.kernel).__name__} kernel, {type(self.process.scale_prior).__name__} "
+                f"scale{hyper}, x_dim={self.x_dim})")
+
     def _one(self, key, num_points):
         leaves, treedef = jax.tree_util.tree_flatten(self.process)
         keys = jax.random.split(key, len(leaves) + 3)
@@ -148,6 +153,9 @@ class ModelPrior(DatasetPrior):
         if tuple(jnp.shape(tr[self.target]["value"])) != (3,):
             raise ModelError(f"the model's target site {self.target!r} must hold one scalar per input row: at 3 "
                              f"inputs it has shape {tuple(jnp.shape(tr[self.target]['value']))}")
+
+    def __repr__(self):
+        return f"ModelPrior({getattr(self.model, '__name__', 'model')}, target {self.target!r}, x_dim={self.x_dim})"
 
     def _one(self, key, num_points):
         from numpyro import handlers
