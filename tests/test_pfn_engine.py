@@ -39,20 +39,8 @@ def held_out():
 
 def nll_gap(network, held_out):
     """Per dataset: mean query NLL of the PFN (one batched forward pass) minus that of the exact GP
-    predictive N(k*ᵀA⁻¹y, k** + ε − k*ᵀA⁻¹k*), A = K + εI (σ² = 1)."""
-    x, y = held_out
-    logits = network.logits(x[:, :10], y[:, :10], x[:, 10:])  # (B, 9, K)
-    pfn = network.bar.cpu().double().log_prob(logits, torch.as_tensor(y[:, 10:])).numpy()
-
-    def exact(xi, yi):
-        A = PROCESS.kernel(xi[:10]) + PROCESS.noise * jax.numpy.eye(10)
-        Ks = PROCESS.kernel(xi[:10], xi[10:])
-        mean = Ks.T @ jax.numpy.linalg.solve(A, yi[:10])
-        var = 1.0 + PROCESS.noise - jax.numpy.sum(Ks * jax.numpy.linalg.solve(A, Ks), 0)
-        return jax.scipy.stats.norm.logpdf(yi[10:], mean, jax.numpy.sqrt(var))
-
-    gp = np.asarray(jax.vmap(exact)(x, y))
-    return (gp - pfn).mean(1)
+    predictive N(k*ᵀA⁻¹y, k** + ε − k*ᵀA⁻¹k*), A = K + εI (σ² = 1); 10 context points."""
+    return nll_gap_at(network, *held_out, 10)
 
 
 def test_the_predictive_is_a_distribution(trained, held_out):
@@ -134,3 +122,18 @@ def test_bad_input_is_named(trained):
         bk.PFN(network=3)
     with pytest.raises(ConfigError, match="priors"):
         bk.fit(linear, {"X": np.zeros((5, 1)), "y": np.zeros(5)}, engine=bk.PFN(priors={"w": dist.Normal()}))
+
+
+def nll_gap_at(network, x, y, n):
+    """nll_gap with n context points and the rest as queries."""
+    logits = network.logits(x[:, :n], y[:, :n], x[:, n:])
+    pfn = network.bar.cpu().double().log_prob(logits, torch.as_tensor(y[:, n:])).numpy()
+
+    def exact(xi, yi):
+        A = PROCESS.kernel(xi[:n]) + PROCESS.noise * jax.numpy.eye(n)
+        Ks = PROCESS.kernel(xi[:n], xi[n:])
+        mean = Ks.T @ jax.numpy.linalg.solve(A, yi[:n])
+        var = 1.0 + PROCESS.noise - jax.numpy.sum(Ks * jax.numpy.linalg.solve(A, Ks), 0)
+        return jax.scipy.stats.norm.logpdf(yi[n:], mean, jax.numpy.sqrt(var))
+
+    return (np.asarray(jax.vmap(exact)(x, y)) - pfn).mean(1)

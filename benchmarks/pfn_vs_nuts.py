@@ -1,0 +1,112 @@
+"""Posterior predictive of a GP with hyperpriors: one PFN forward pass against bayeskit's NUTS
+on the same model, side by side in one process.
+
+Model: y = f(x) + ε on [0, 1], f ~ GP(0, RBF(ℓ)), ℓ ~ LogNormal(log 0.2, 0.5), ε variance
+ν ~ LogNormal(log 0.01, 0.5) (σ² = 1). The PFN is trained on datasets from exactly this prior
+(`bk.pfn.ProcessPrior`); NUTS samples (ℓ, ν) given each dataset (`numpyro_model`, f integrated
+out exactly), and its predictive is the mixture over draws of the exact GP predictives.
+
+For each of D held-out datasets from the prior (n context points, 100 test points):
+* time: the PFN's `bk.fit` + `predict` (one forward pass) against NUTS's `bk.fit` (1 chain,
+  500 warm-up, 500 draws; compiled once, the first fit excluded) + its predictive mixture;
+* held-out NLL per test point of both.
+Reported: the time ratio (NUTS / PFN; goal ≥ 1000×) and both NLLs (the PFN approximates the
+same Bayes predictive NUTS targets, so equal NLLs mean it has learned it).
+
+    python benchmarks/pfn_vs_nuts.py [--network gp_hyper.pfn] [--save gp_hyper.pfn] [--datasets 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from jax.scipy.special import logsumexp  # noqa: E402
+
+import bayeskit as bk  # noqa: E402
+from bayeskit.models.kernels import RBF  # noqa: E402
+from bayeskit.models.processes import Fixed, ScaleMixtureProcess, numpyro_model  # noqa: E402
+
+PROCESS = ScaleMixtureProcess(RBF(lengthscale=0.2), noise=0.01, scale_prior=Fixed())
+PRIORS = {"kernel.lengthscale": dist.LogNormal(np.log(0.2), 0.5), "noise": dist.LogNormal(np.log(0.01), 0.5)}
+N_TEST = 100
+
+
+@jax.jit
+def mixture_log_prob(lengthscales, noises, X, y, X_test, y_test):
+    """log (1/S) Σ_s N(y* | exact GP predictive at draw s), per test point."""
+    def one(ell, nu):
+        k = RBF(lengthscale=ell)
+        A = k(X) + nu * jnp.eye(X.shape[0])
+        Ks = k(X, X_test)
+        mean = Ks.T @ jnp.linalg.solve(A, y)
+        var = 1.0 + nu - jnp.sum(Ks * jnp.linalg.solve(A, Ks), 0)
+        return jax.scipy.stats.norm.logpdf(y_test, mean, jnp.sqrt(var))
+
+    lp = jax.vmap(one)(lengthscales, noises)  # (S, m)
+    return logsumexp(lp, 0) - jnp.log(lp.shape[0])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--network", help="a saved PFN for this prior (else one is trained with bk.pfn.TINY)")
+    p.add_argument("--save", help="where to save the trained network")
+    p.add_argument("--steps", type=int, help="training steps (default: TINY's)")
+    p.add_argument("--datasets", type=int, default=20)
+    p.add_argument("--context", type=int, default=20)
+    args = p.parse_args(argv)
+    prior = bk.pfn.ProcessPrior(PROCESS, PRIORS)
+    if args.network:
+        trained = bk.pfn.load(args.network)
+    else:
+        training = bk.pfn.TINY if args.steps is None else dataclasses.replace(
+            bk.pfn.TINY, steps=args.steps, warmup=min(bk.pfn.TINY.warmup, args.steps // 10))
+        start = time.perf_counter()
+        trained = bk.pfn.train(prior, training, seed=0)
+        print(f"trained in {time.perf_counter() - start:.0f} s")
+        if args.save:
+            trained.save(args.save)
+    x, y = (np.asarray(a) for a in prior.sample(jax.random.key(2026), args.datasets, args.context + N_TEST))
+    model = numpyro_model(PROCESS, PRIORS)
+    nuts = bk.NUTS(chains=1, warmup=500, draws=500, progress=False)
+    pfn = bk.PFN(network=trained)
+    n = args.context
+    bk.fit(model, {"X": x[0, :n], "y": y[0, :n]}, engine=nuts, seed=0)  # compile once
+    rows = []
+    for i in range(args.datasets):
+        data, test = {"X": x[i, :n], "y": y[i, :n]}, {"X": x[i, n:]}
+        t0 = time.perf_counter()
+        lp_pfn = bk.fit(PROCESS, data, engine=pfn).predict(test).log_prob(y[i, n:])
+        t_pfn = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        draws = bk.fit(model, data, engine=nuts, seed=i).sample(500)
+        lp_nuts = np.asarray(mixture_log_prob(jnp.asarray(draws["kernel.lengthscale"]), jnp.asarray(draws["noise"]),
+                                              data["X"], data["y"], test["X"], y[i, n:]))
+        t_nuts = time.perf_counter() - t0
+        rows.append((t_pfn, t_nuts, -lp_pfn.mean(), -lp_nuts.mean()))
+    t_pfn, t_nuts, nll_pfn, nll_nuts = (np.asarray(c) for c in zip(*rows, strict=True))
+    se = lambda a: a.std(ddof=1) / np.sqrt(a.size)  # noqa: E731
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX {jax.__version__}; "
+          f"{trained!r}\n")
+    print("| method | time per dataset (ms) | held-out NLL per point |")
+    print("|---|---:|---:|")
+    print(f"| PFN forward pass | {1e3 * np.median(t_pfn):.1f} | {nll_pfn.mean():.3f} ± {se(nll_pfn):.3f} |")
+    print(f"| NUTS (500 + 500) + predictive | {1e3 * np.median(t_nuts):.1f} "
+          f"| {nll_nuts.mean():.3f} ± {se(nll_nuts):.3f} |")
+    diff = nll_pfn - nll_nuts
+    print(f"\nspeed-up {np.median(t_nuts) / np.median(t_pfn):.0f}× (median times); NLL PFN − NUTS "
+          f"{diff.mean():+.3f} ± {se(diff):.3f} nats per point ({args.datasets} datasets, {n} context points)")
+
+
+if __name__ == "__main__":
+    main()
