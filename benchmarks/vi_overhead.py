@@ -50,9 +50,8 @@ S1, S2 = 500, 2500
 
 def per_step(run, s1=S1, s2=S2):
     """(t(s2) - t(s1)) / (s2 - s1), each t the best of 5 after one warm-up run."""
-    S1, S2 = s1, s2  # noqa: N806
-    run(S1)
-    run(S2)
+    run(s1)
+    run(s2)
 
     def best(steps):
         times = []
@@ -62,7 +61,7 @@ def per_step(run, s1=S1, s2=S2):
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    return (best(S2) - best(S1)) / (S2 - S1)
+    return (best(s2) - best(s1)) / (s2 - s1)
 
 
 # -- logistic regression -------------------------------------------------------------------------

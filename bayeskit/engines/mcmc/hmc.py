@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ...core.checks import check_int
 from ...core.engine import Engine
 from ...core.errors import ConfigError, InitializationError, ModelError, SamplingError
 from ...core.model import NumPyroModel, latent_values
@@ -24,11 +25,6 @@ from ...core.posterior import DrawsPosterior
 from .progress import Progress
 
 INIT_KINDS = ("uniform", "median", "sample")
-
-
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"`{name}` must be an int >= {minimum}, got {value!r}")
 
 
 def _positive_float(name, value):
@@ -99,9 +95,9 @@ class _HMCFamily(Engine):
     model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
 
     def __post_init__(self):
-        _positive_int("chains", self.chains)
-        _positive_int("draws", self.draws)
-        _positive_int("warmup", self.warmup, minimum=0)
+        check_int("chains", self.chains)
+        check_int("draws", self.draws)
+        check_int("warmup", self.warmup, minimum=0)
         if not (isinstance(self.target_accept, float) and 0.0 < self.target_accept < 1.0):
             raise ConfigError(f"`target_accept` must be a float in (0, 1), got {self.target_accept!r}")
         if not isinstance(self.dense_mass, bool):
@@ -288,7 +284,7 @@ class NUTS(_HMCFamily):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive_int("max_tree_depth", self.max_tree_depth)
+        check_int("max_tree_depth", self.max_tree_depth)
 
     def _kernel_settings(self):
         return (self.max_tree_depth,)
@@ -323,7 +319,7 @@ class HMC(_HMCFamily):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive_int("num_steps", self.num_steps)
+        check_int("num_steps", self.num_steps)
         if not isinstance(self.jitter, bool):
             raise ConfigError(f"`jitter` must be a bool, got {self.jitter!r}")
 

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from ...core.checks import check_int
 from ...core.errors import ConfigError
 
 _HALF_NORMAL_MEDIAN = 0.6744897501960817  # Φ⁻¹(3/4): the median of a half-normal with scale 1
@@ -28,8 +29,7 @@ _SQRT2 = math.sqrt(2.0)
 
 def borders_from_samples(samples, num_buckets: int) -> torch.Tensor:
     """K + 1 borders at the equal-mass quantiles of prior targets (the outer ones at the extremes)."""
-    if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 2:
-        raise ConfigError(f"`num_buckets` must be an int >= 2, got {num_buckets!r}")
+    check_int("num_buckets", num_buckets, 2)
     ys = torch.tensor(np.asarray(samples, dtype=np.float64)).reshape(-1)
     ys = ys[torch.isfinite(ys)]
     if ys.numel() < num_buckets + 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...core.checks import check_int
 from ...core.errors import ConfigError, DataError
 
 
@@ -52,8 +53,7 @@ class PFNTransformer(nn.Module):
         super().__init__()
         for name, value, low in (("x_dim", x_dim, 1), ("num_buckets", num_buckets, 2), ("d_model", d_model, 1),
                                  ("layers", layers, 1), ("heads", heads, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
+            check_int(name, value, low)
         if d_model % heads:
             raise ConfigError(f"`d_model` ({d_model}) must be a multiple of `heads` ({heads})")
         if not 0 <= dropout < 1:

@@ -90,7 +90,7 @@ class PFNPosterior(Posterior):
         X_new = check_inputs(X_new, self.network.x_dim, "X_new")
         chunks = [self.network.logits(self.X[None], self.y[None], X_new[None, i:i + QUERY_CHUNK])[0]
                   for i in range(0, X_new.shape[0], QUERY_CHUNK)]
-        return BarPredictive(torch.cat(chunks), self.network.bar.cpu().double())
+        return BarPredictive(torch.cat(chunks), self.network.bar)
 
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         return {"y": self.predict().sample(_check_n(n), seed)}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ...core.checks import check_int
 from ...core.errors import ConfigError, ModelError
 
 
@@ -40,12 +41,6 @@ def _check_inputs(inputs, x_dim):
     return inputs
 
 
-def _check_sizes(num_datasets, num_points):
-    for name, value in (("num_datasets", num_datasets), ("num_points", num_points)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
-
-
 class DatasetPrior:
     """Base class: ``sample(key, num_datasets, num_points) -> (x (B, T, d), y (B, T))``."""
 
@@ -55,21 +50,13 @@ class DatasetPrior:
         raise NotImplementedError
 
     def sample(self, key, num_datasets: int, num_points: int):
-        _check_sizes(num_datasets, num_points)
-        return _sampler(self, num_points)(jax.random.split(key, num_datasets))
-
-
-_SAMPLERS: dict = {}
-
-
-def _sampler(prior, num_points):
-    """The jitted, vmapped simulator of one prior and dataset size (built once)."""
-    cache_key = (id(prior), num_points)
-    entry = _SAMPLERS.get(cache_key)
-    if entry is None or entry[0] is not prior:
-        entry = (prior, jax.jit(jax.vmap(lambda k: prior._one(k, num_points))))
-        _SAMPLERS[cache_key] = entry
-    return entry[1]
+        check_int("num_datasets", num_datasets)
+        check_int("num_points", num_points)
+        # the jitted, vmapped simulator of this prior, built once per dataset size
+        samplers = self.__dict__.setdefault("_samplers", {})
+        if num_points not in samplers:
+            samplers[num_points] = jax.jit(jax.vmap(lambda k: self._one(k, num_points)))
+        return samplers[num_points](jax.random.split(key, num_datasets))
 
 
 @dataclasses.dataclass(eq=False)
@@ -87,8 +74,7 @@ class ProcessPrior(DatasetPrior):
 
         if not isinstance(self.process, ScaleMixtureProcess):
             raise ConfigError(f"`process` must be a ScaleMixtureProcess, got {type(self.process).__name__}")
-        if isinstance(self.x_dim, bool) or not isinstance(self.x_dim, int) or self.x_dim < 1:
-            raise ConfigError(f"`x_dim` must be a positive int, got {self.x_dim!r}")
+        check_int("x_dim", self.x_dim)
         names = hyperparameter_names(self.process)
         unknown = [k for k in self.priors if k not in names]
         if unknown:
@@ -136,8 +122,7 @@ class ModelPrior(DatasetPrior):
 
         if not callable(self.model):
             raise ConfigError(f"`model` must be a NumPyro model function, got {type(self.model).__name__}")
-        if isinstance(self.x_dim, bool) or not isinstance(self.x_dim, int) or self.x_dim < 1:
-            raise ConfigError(f"`x_dim` must be a positive int, got {self.x_dim!r}")
+        check_int("x_dim", self.x_dim)
         self.inputs = _check_inputs(self.inputs, self.x_dim)
         x = self.inputs.sample(jax.random.key(0), (3,))
         tr = handlers.trace(handlers.seed(self.model, 0)).get_trace(**{self.x_name: x, self.y_name: None})

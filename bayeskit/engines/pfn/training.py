@@ -17,6 +17,7 @@ import os
 import numpy as np
 import torch
 
+from ...core.checks import check_int
 from ...core.errors import ConfigError, SamplingError
 from .bar import BarDistribution, borders_from_samples
 from .network import PFNTransformer
@@ -51,11 +52,8 @@ class Training:
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "d_model", "layers", "heads", "num_buckets", "border_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
-        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or self.seq_len < 2:
-            raise ConfigError(f"`seq_len` must be an int >= 2 (one context point and one query), got {self.seq_len!r}")
+            check_int(name, getattr(self, name))
+        check_int("seq_len", self.seq_len, 2, why="one context point and one query")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup < self.steps:
             raise ConfigError(f"`warmup` must be an int in [0, steps), got {self.warmup!r}")
         for name in ("learning_rate", "clip"):
@@ -91,7 +89,7 @@ class TrainedPFN:
     def __init__(self, network: PFNTransformer, bar: BarDistribution, training: Training, prior_name: str,
                  history=(), step: int | None = None):
         self.network = network.eval()
-        self.bar = bar
+        self.bar = bar.cpu()  # predictions come back to the CPU as float64 (`logits`): the bar lives there
         self.training = training
         self.prior_name = prior_name
         self.history = np.asarray(history, dtype=float)
@@ -122,7 +120,7 @@ class TrainedPFN:
     def save(self, path) -> None:
         """Write the network, its bar distribution and its settings to one file (`load` reads it)."""
         _atomic_save({"format": "bayeskit.pfn/1", "network": self.network.state_dict(),
-                      "network_config": self.network.config, "borders": self.bar.borders.cpu(),
+                      "network_config": self.network.config, "borders": self.bar.borders,
                       "full_support": self.bar.full_support, "training": dataclasses.asdict(self.training),
                       "prior_name": self.prior_name, "history": self.history.tolist(), "step": self.step}, path)
 

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ...core.checks import check_int
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
 from ...core.model import NumPyroModel
@@ -28,11 +29,6 @@ from .families import as_family
 from .objectives import as_objective
 
 _PROGRAMS: OrderedDict = OrderedDict()  # compiled programs, least recently used first
-
-
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"`{name}` must be an int >= {minimum}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +61,8 @@ class VI(Engine):
     def __post_init__(self):
         as_objective(self.objective)
         as_family(self.guide)
-        _positive_int("steps", self.steps)
-        _positive_int("draws", self.draws)
+        check_int("steps", self.steps)
+        check_int("draws", self.draws)
         if not (isinstance(self.learning_rate, (int, float)) and not isinstance(self.learning_rate, bool)
                 and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ConfigError(f"`learning_rate` must be a positive number, got {self.learning_rate!r}")
