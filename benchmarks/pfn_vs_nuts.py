@@ -10,8 +10,9 @@ For each of D held-out datasets from the prior (n context points, 100 test point
 * time: the PFN's `bk.fit` + `predict` (one forward pass) against NUTS's `bk.fit` (1 chain,
   500 warm-up, 500 draws; compiled once, the first fit excluded) + its predictive mixture;
 * held-out NLL per test point of both.
-Reported: the time ratio (NUTS / PFN; goal ≥ 1000×) and both NLLs (the PFN approximates the
-same Bayes predictive NUTS targets, so equal NLLs mean it has learned it).
+Reported per context size: the time ratio (NUTS / PFN, medians; goal ≥ 1000×) and both NLLs
+(the PFN approximates the same Bayes predictive NUTS targets, so equal NLLs mean it has learned
+it; their difference is the gap curve).
 
     python benchmarks/pfn_vs_nuts.py [--network gp_hyper.pfn] [--save gp_hyper.pfn] [--datasets 20]
 """
@@ -63,7 +64,7 @@ def main(argv=None):
     p.add_argument("--save", help="where to save the trained network")
     p.add_argument("--steps", type=int, help="training steps (default: TINY's)")
     p.add_argument("--datasets", type=int, default=20)
-    p.add_argument("--context", type=int, default=20)
+    p.add_argument("--context", type=int, nargs="+", default=[5, 10, 20, 30])
     args = p.parse_args(argv)
     prior = bk.pfn.ProcessPrior(PROCESS, PRIORS)
     if args.network:
@@ -76,37 +77,37 @@ def main(argv=None):
         print(f"trained in {time.perf_counter() - start:.0f} s")
         if args.save:
             trained.save(args.save)
-    x, y = (np.asarray(a) for a in prior.sample(jax.random.key(2026), args.datasets, args.context + N_TEST))
     model = numpyro_model(PROCESS, PRIORS)
     nuts = bk.NUTS(chains=1, warmup=500, draws=500, progress=False)
     pfn = bk.PFN(network=trained)
-    n = args.context
-    bk.fit(model, {"X": x[0, :n], "y": y[0, :n]}, engine=nuts, seed=0)  # compile once
-    rows = []
-    for i in range(args.datasets):
-        data, test = {"X": x[i, :n], "y": y[i, :n]}, {"X": x[i, n:]}
-        t0 = time.perf_counter()
-        lp_pfn = bk.fit(PROCESS, data, engine=pfn).predict(test).log_prob(y[i, n:])
-        t_pfn = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        draws = bk.fit(model, data, engine=nuts, seed=i).sample(500)
-        lp_nuts = np.asarray(mixture_log_prob(jnp.asarray(draws["kernel.lengthscale"]), jnp.asarray(draws["noise"]),
-                                              data["X"], data["y"], test["X"], y[i, n:]))
-        t_nuts = time.perf_counter() - t0
-        rows.append((t_pfn, t_nuts, -lp_pfn.mean(), -lp_nuts.mean()))
-    t_pfn, t_nuts, nll_pfn, nll_nuts = (np.asarray(c) for c in zip(*rows, strict=True))
     se = lambda a: a.std(ddof=1) / np.sqrt(a.size)  # noqa: E731
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; JAX {jax.__version__}; "
-          f"{trained!r}\n")
-    print("| method | time per dataset (ms) | held-out NLL per point |")
-    print("|---|---:|---:|")
-    print(f"| PFN forward pass | {1e3 * np.median(t_pfn):.1f} | {nll_pfn.mean():.3f} ± {se(nll_pfn):.3f} |")
-    print(f"| NUTS (500 + 500) + predictive | {1e3 * np.median(t_nuts):.1f} "
-          f"| {nll_nuts.mean():.3f} ± {se(nll_nuts):.3f} |")
-    diff = nll_pfn - nll_nuts
-    print(f"\nspeed-up {np.median(t_nuts) / np.median(t_pfn):.0f}× (median times); NLL PFN − NUTS "
-          f"{diff.mean():+.3f} ± {se(diff):.3f} nats per point ({args.datasets} datasets, {n} context points)")
-
+          f"{trained!r}; {args.datasets} datasets per row\n")
+    print("| context points | PFN ms / dataset | NUTS ms / dataset | speed-up | PFN NLL / point | NUTS NLL / point "
+          "| PFN − NUTS |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.context:
+        x, y = (np.asarray(a) for a in prior.sample(jax.random.key(2026 + n), args.datasets, n + N_TEST))
+        bk.fit(model, {"X": x[0, :n], "y": y[0, :n]}, engine=nuts, seed=0)  # compile once per size
+        bk.fit(PROCESS, {"X": x[0, :n], "y": y[0, :n]}, engine=pfn).predict({"X": x[0, n:]})  # warm torch up
+        rows = []
+        for i in range(args.datasets):
+            data, test = {"X": x[i, :n], "y": y[i, :n]}, {"X": x[i, n:]}
+            t0 = time.perf_counter()
+            lp_pfn = bk.fit(PROCESS, data, engine=pfn).predict(test).log_prob(y[i, n:])
+            t_pfn = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            draws = bk.fit(model, data, engine=nuts, seed=i).sample(500)
+            lp_nuts = np.asarray(mixture_log_prob(jnp.asarray(draws["kernel.lengthscale"]),
+                                                  jnp.asarray(draws["noise"]), data["X"], data["y"], test["X"],
+                                                  y[i, n:]))
+            t_nuts = time.perf_counter() - t0
+            rows.append((t_pfn, t_nuts, -lp_pfn.mean(), -lp_nuts.mean()))
+        t_pfn, t_nuts, nll_pfn, nll_nuts = (np.asarray(c) for c in zip(*rows, strict=True))
+        diff = nll_pfn - nll_nuts
+        print(f"| {n} | {1e3 * np.median(t_pfn):.2f} | {1e3 * np.median(t_nuts):.0f} "
+              f"| {np.median(t_nuts) / np.median(t_pfn):.0f}× | {nll_pfn.mean():.3f} ± {se(nll_pfn):.3f} "
+              f"| {nll_nuts.mean():.3f} ± {se(nll_nuts):.3f} | {diff.mean():+.3f} ± {se(diff):.3f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -126,6 +126,7 @@ def test_incompatible_engine_names_model_and_engine():
 
 def test_seeds():
     assert (as_key(3) == jax.random.PRNGKey(3)).all()
+    assert (as_key(2**32 + 5) == jax.random.PRNGKey(2**32 + 5)).all() and (as_key(0) == jax.random.PRNGKey(0)).all()
     assert (as_key(jax.random.key(3)) == jax.random.PRNGKey(3)).all()
     assert (as_key(jax.random.PRNGKey(3)) == jax.random.PRNGKey(3)).all()
     for bad in (True, -1, "0", 1.5):

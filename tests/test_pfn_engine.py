@@ -88,6 +88,53 @@ def test_saved_networks_and_posteriors_round_trip(trained, held_out, tmp_path):
     assert list(post.summary().index)[:1] == ["y[0]"]
 
 
+class SeqFirst(torch.nn.Module):
+    """A network with another layout, as the reference ``pfns`` package uses: sequence first,
+    ``forward((x, y), single_eval_pos)`` over [context; queries]."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, xy, single_eval_pos):
+        x, y = xy  # (n + m, B, d), (n, B)
+        n = single_eval_pos
+        return self.inner(x[:n].transpose(0, 1), y.transpose(0, 1), x[n:].transpose(0, 1)).transpose(0, 1)
+
+
+class Adapter(torch.nn.Module):
+    """What a user writes to plug such a network into bk.PFN: bayeskit's call in, its call out."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_context, y_context, x_query):
+        x = torch.cat([x_context, x_query], 1).transpose(0, 1)
+        return self.net((x, y_context.transpose(0, 1)), x_context.shape[1]).transpose(0, 1)
+
+
+def test_a_torch_network_trained_elsewhere_plugs_in(trained, held_out, tmp_path):
+    x, y = held_out
+    foreign = bk.pfn.TrainedPFN.wrap(Adapter(SeqFirst(trained.network)), trained.bar.borders, x_dim=1,
+                                     max_context=19, name="a pfns-style network", x_loc=trained.x_loc,
+                                     x_scale=trained.x_scale)
+    data, queries = {"X": x[0, :10], "y": y[0, :10]}, {"X": x[0, 10:]}
+    ours = bk.fit(PROCESS, data, engine=bk.PFN(network=trained)).predict(queries)
+    theirs = bk.fit(PROCESS, data, engine=bk.PFN(network=foreign)).predict(queries)
+    np.testing.assert_allclose(theirs.log_prob(y[0, 10:]), ours.log_prob(y[0, 10:]), atol=1e-6)
+    foreign.save(tmp_path / "foreign.pfn")
+    again = bk.pfn.load(tmp_path / "foreign.pfn")
+    np.testing.assert_allclose(bk.fit(PROCESS, data, engine=bk.PFN(network=again)).predict(queries).mean, ours.mean,
+                               atol=1e-6)
+    with pytest.warns(ContextWarning):
+        bk.fit(PROCESS, {"X": x[0], "y": y[0]}, engine=bk.PFN(network=foreign.__class__.wrap(
+            Adapter(SeqFirst(trained.network)), trained.bar.borders, x_dim=1, max_context=5)))
+    with pytest.raises(ConfigError, match="logits of shape"):
+        bk.pfn.TrainedPFN.wrap(Adapter(SeqFirst(trained.network)), trained.bar.borders[:-1], x_dim=1,
+                               max_context=19)
+
+
 def linear(X, y=None):
     w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
     numpyro.sample("y", dist.Normal(X @ w, 0.5), obs=y)

@@ -12,9 +12,9 @@ from .bar import BarDistribution, borders_from_samples
 from .engine import PFN, ContextWarning
 from .network import PFNTransformer
 from .posterior import BarPredictive, PFNPosterior
-from .priors import DatasetPrior, ModelPrior, ProcessPrior
-from .training import PAPER, TINY, TrainedPFN, Training, load, train
+from .priors import DatasetPrior, LearningCurvePrior, ModelPrior, ProcessPrior
+from .training import LC_TINY, PAPER, PRETRAINED, TINY, TrainedPFN, Training, load, pretrained, train
 
-__all__ = ["PAPER", "PFN", "TINY", "BarDistribution", "BarPredictive", "ContextWarning", "DatasetPrior", "ModelPrior",
-           "PFNPosterior", "PFNTransformer", "ProcessPrior", "TrainedPFN", "Training", "borders_from_samples", "load",
-           "train"]
+__all__ = ["LC_TINY", "PAPER", "PFN", "PRETRAINED", "TINY", "BarDistribution", "BarPredictive", "ContextWarning",
+           "DatasetPrior", "LearningCurvePrior", "ModelPrior", "PFNPosterior", "PFNTransformer", "ProcessPrior",
+           "TrainedPFN", "Training", "borders_from_samples", "load", "pretrained", "train"]

@@ -61,13 +61,19 @@ class PFN(Engine):
 
     def prior_for(self, model, x_dim: int):
         """The dataset prior that training for `model` simulates from."""
+        from ...models.learning_curves import learning_curve_model
         from ...models.processes.process import ScaleMixtureProcess
-        from .priors import ModelPrior, ProcessPrior
+        from .priors import LearningCurvePrior, ModelPrior, ProcessPrior
 
         if isinstance(model, ScaleMixtureProcess):
             return ProcessPrior(model, dict(self.priors or {}), x_dim=x_dim, inputs=self.inputs)
         if self.priors:
             raise ConfigError("`priors` is for process models; a NumPyro model states its own priors")
+        if model.fn is learning_curve_model:
+            # its truncation is a factor, which running the model forward would ignore: draw by rejection
+            if self.inputs is not None:
+                raise ConfigError("`inputs` cannot be set for the learning-curve model: its inputs are the epochs")
+            return LearningCurvePrior()
         return ModelPrior(model.fn, x_dim=x_dim, inputs=self.inputs)
 
     def _network(self, model, x_dim, key):

@@ -149,3 +149,30 @@ class ModelPrior(DatasetPrior):
         x = self.inputs.sample(k_x, (num_points,))
         tr = handlers.trace(handlers.seed(self.model, k_model)).get_trace(**{self.x_name: x, self.y_name: None})
         return x, tr[self.target]["value"]
+
+
+@dataclasses.dataclass(eq=False)
+class LearningCurvePrior(DatasetPrior):
+    """LC-PFN's prior over learning curves (`bayeskit.models.learning_curves`): dataset i is one noisy
+    curve at epochs 1 … T in order, so a split at n asks the network to extrapolate epochs n+1 … T
+    from the first n. Curves are drawn and constrained on 1 … ``epochs``; T ≤ ``epochs``."""
+
+    epochs: int = 100
+    x_dim: int = dataclasses.field(default=1, init=False)
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, 2, why="a curve needs a first and a last epoch")
+
+    def __repr__(self):
+        return f"LearningCurvePrior(epochs={self.epochs})"
+
+    def _one(self, key, num_points):
+        from ...models.learning_curves import sample_curve
+
+        if num_points > self.epochs:
+            raise ConfigError(f"`num_points` ({num_points}) must be at most the prior's `epochs` ({self.epochs})")
+        k_curve, k_noise = jax.random.split(key)
+        curve, log_sigma = sample_curve(k_curve, self.epochs)
+        y = curve + jnp.exp(log_sigma) * jax.random.normal(k_noise, curve.shape, curve.dtype)
+        t = jnp.arange(1, num_points + 1, dtype=curve.dtype)[:, None]
+        return t, y[:num_points]

@@ -82,20 +82,65 @@ TINY = Training()
 PAPER = Training(steps=20_000, batch_size=256, seq_len=60, d_model=256, layers=6, heads=4, num_buckets=1000,
                  border_samples=1_000_000, learning_rate=3e-4, warmup=1000, bf16=True)
 
+#: LC-PFN at CPU size: curves of 100 epochs, 1,000 buckets (the paper's head) on a TINY-sized body.
+#: `bk.pfn.pretrained("lc-tiny")` is this trained on `LearningCurvePrior()` with seed 0.
+LC_TINY = Training(steps=3000, batch_size=32, seq_len=100, d_model=64, layers=4, heads=4, num_buckets=1000,
+                   border_samples=200_000, learning_rate=3e-3, warmup=100)
+
 
 class TrainedPFN:
-    """A trained network with its bar distribution, what it was trained on and its loss trace."""
+    """A trained network with its bar distribution, what it was trained on and its loss trace.
 
-    def __init__(self, network: PFNTransformer, bar: BarDistribution, training: Training, prior_name: str,
-                 history=(), step: int | None = None):
+    ``network`` is a `PFNTransformer`, or any torch module with the same call (`wrap`):
+    ``network(x_context (B, n, d), y_context (B, n), x_query (B, m, d)) -> logits (B, m, K)``.
+    """
+
+    def __init__(self, network, bar: BarDistribution, training: Training | None, prior_name: str,
+                 history=(), step: int | None = None, x_loc=None, x_scale=None, max_context: int | None = None):
         self.network = network.eval()
+        self._max_context = training.seq_len - 1 if max_context is None else max_context
+        # inputs are standardised by the prior's input moments before they reach the network
+        self.x_loc = np.zeros(network.x_dim) if x_loc is None else np.asarray(x_loc, dtype=float)
+        self.x_scale = np.ones(network.x_dim) if x_scale is None else np.asarray(x_scale, dtype=float)
         self.bar = bar.cpu()  # predictions come back to the CPU as float64 (`logits`): the bar lives there
         self.training = training
         self.prior_name = prior_name
         self.history = np.asarray(history, dtype=float)
         self.step = len(self.history) if step is None else step
 
+    @classmethod
+    def wrap(cls, module, borders, *, x_dim: int, max_context: int, name: str = "a torch module",
+             full_support: bool = True, x_loc=None, x_scale=None) -> TrainedPFN:
+        """A PFN trained elsewhere, e.g. by the reference ``pfns`` package behind a small adapter.
+
+        ``module(x_context (B, n, d), y_context (B, n), x_query (B, m, d))`` must return bucket logits
+        (B, m, K) for the K = len(borders) − 1 buckets of ``borders``; inputs reach it as given, or
+        standardised by ``x_loc`` and ``x_scale`` when these are set. ``max_context``: the most
+        context points it was trained for. Checked once, on a small batch.
+        """
+        import torch
+
+        check_int("x_dim", x_dim)
+        check_int("max_context", max_context)
+        if not isinstance(module, torch.nn.Module):
+            raise ConfigError(f"`module` must be a torch.nn.Module, got {type(module).__name__}")
+        bar = BarDistribution(torch.as_tensor(np.asarray(borders, dtype=float)), full_support)
+        device = next(iter(module.parameters()), torch.zeros(())).device
+        with torch.no_grad():
+            out = module.eval()(torch.zeros(1, 2, x_dim, device=device), torch.zeros(1, 2, device=device),
+                                torch.zeros(1, 3, x_dim, device=device))
+        expected = (1, 3, bar.num_buckets)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(f"`module` must return logits of shape (B, m, K) = {expected} for 2 context points "
+                              f"and 3 queries (K = len(borders) − 1), got {got}")
+        if not hasattr(module, "x_dim"):
+            module.x_dim = x_dim
+        return cls(module, bar, None, name, x_loc=x_loc, x_scale=x_scale, max_context=max_context)
+
     def __repr__(self):
+        if not isinstance(self.network, PFNTransformer):
+            return f"TrainedPFN({self.prior_name}; {type(self.network).__name__}, {self.bar.num_buckets} buckets)"
         c = self.network.config
         final = self.history[-20:].mean() if self.history.size else float("nan")
         return (f"TrainedPFN({self.prior_name}; d={c['d_model']}, {c['layers']} layers, {c['num_buckets']} buckets; "
@@ -108,21 +153,27 @@ class TrainedPFN:
     @property
     def max_context(self) -> int:
         """The most context points seen in training (seq_len − 1)."""
-        return self.training.seq_len - 1
+        return self._max_context
 
     @torch.no_grad()
     def logits(self, x_context, y_context, x_query) -> torch.Tensor:
         """Bucket logits (B, m, K) for batches of datasets (arrays or tensors, float)."""
         device = next(self.network.parameters()).device
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
-        return self.network(as_t(x_context), as_t(y_context), as_t(x_query)).double().cpu()
+        std = lambda x: as_t((np.asarray(x, dtype=float) - self.x_loc) / self.x_scale)  # noqa: E731
+        return self.network(std(x_context), as_t(y_context), std(x_query)).double().cpu()
 
     def save(self, path) -> None:
-        """Write the network, its bar distribution and its settings to one file (`load` reads it)."""
-        _atomic_save({"format": "bayeskit.pfn/1", "network": self.network.state_dict(),
-                      "network_config": self.network.config, "borders": self.bar.borders,
-                      "full_support": self.bar.full_support, "training": dataclasses.asdict(self.training),
-                      "prior_name": self.prior_name, "history": self.history.tolist(), "step": self.step}, path)
+        """Write the network, its bar distribution and its settings to one file (`load` reads it). A
+        wrapped module is stored whole (pickled): loading it needs its class importable."""
+        native = isinstance(self.network, PFNTransformer)
+        _atomic_save({"format": "bayeskit.pfn/1", "network": self.network.state_dict() if native else self.network,
+                      "network_config": self.network.config if native else None, "borders": self.bar.borders,
+                      "full_support": self.bar.full_support,
+                      "training": dataclasses.asdict(self.training) if self.training else None,
+                      "max_context": self.max_context,
+                      "prior_name": self.prior_name, "history": self.history.tolist(), "step": self.step,
+                      "x_loc": self.x_loc.tolist(), "x_scale": self.x_scale.tolist()}, path)
 
 
 def load(path, device: str = "cpu") -> TrainedPFN:
@@ -130,10 +181,15 @@ def load(path, device: str = "cpu") -> TrainedPFN:
     saved = torch.load(path, map_location=device, weights_only=False)
     if not isinstance(saved, dict) or saved.get("format") != "bayeskit.pfn/1":
         raise ConfigError(f"{path!s} is not a bayeskit PFN file (write one with TrainedPFN.save)")
-    network = PFNTransformer(**saved["network_config"])
-    network.load_state_dict(saved["network"])
-    return TrainedPFN(network.to(device), BarDistribution(saved["borders"], saved["full_support"]),
-                      Training(**saved["training"]), saved["prior_name"], saved["history"], saved["step"])
+    if saved["network_config"] is None:  # a wrapped module, stored whole
+        network = saved["network"]
+    else:
+        network = PFNTransformer(**saved["network_config"])
+        network.load_state_dict(saved["network"])
+    training = Training(**saved["training"]) if saved["training"] else None
+    return TrainedPFN(network.to(device), BarDistribution(saved["borders"], saved["full_support"]), training,
+                      saved["prior_name"], saved["history"], saved["step"], saved.get("x_loc"), saved.get("x_scale"),
+                      saved.get("max_context"))
 
 
 def _atomic_save(obj, path):
@@ -183,10 +239,15 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
     key = jax.random.key(seed)
     prior_name = repr(prior)
 
-    # borders: equal-mass quantiles of the prior's targets (a key of its own, so training keys are untouched)
+    # borders: equal-mass quantiles of the prior's targets; input standardisation: the prior's input
+    # moments (a key of their own, so training keys are untouched)
     n_sets = math.ceil(training.border_samples / training.seq_len)
-    ys = prior.sample(jax.random.fold_in(key, 2**31 - 1), n_sets, training.seq_len)[1]
+    xs, ys = prior.sample(jax.random.fold_in(key, 2**31 - 1), n_sets, training.seq_len)
     bar = BarDistribution(borders_from_samples(np.asarray(ys), training.num_buckets)).to(device)
+    xs = np.asarray(xs, dtype=float).reshape(-1, prior.x_dim)
+    x_loc, x_scale = xs.mean(axis=0), xs.std(axis=0)
+    x_scale = np.where(x_scale > 0, x_scale, 1.0)  # a constant input stays as it is, shifted to 0
+    loc_t, scale_t = _to_torch(x_loc, device), _to_torch(x_scale, device)
     torch.manual_seed(seed)
     network = training.network(prior.x_dim).to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
@@ -214,7 +275,7 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
             step_key = jax.random.fold_in(key, step)
             x, y = prior.sample(step_key, training.batch_size, training.seq_len)
             n = split_position(np.random.default_rng([seed, step]), training.seq_len)
-            x, y = _to_torch(x, device), _to_torch(y, device)
+            x, y = (_to_torch(x, device) - loc_t) / scale_t, _to_torch(y, device)
             with autocast:
                 logits = network(x[:, :n], y[:, :n], x[:, n:])
             loss = bar(logits.float(), y[:, n:]).mean()
@@ -222,7 +283,7 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(network.parameters(), training.clip)
             if not (torch.isfinite(loss) and torch.isfinite(norm)):  # checked before the update: nothing is lost
-                partial = TrainedPFN(network, bar, training, prior_name, history, step)
+                partial = TrainedPFN(network, bar, training, prior_name, history, step, x_loc, x_scale)
                 raise SamplingError(f"the training loss or its gradient was not finite at step {step}: the run "
                                     f"stopped there and kept the network before it (error.partial)", partial=partial)
             optimizer.step()
@@ -233,4 +294,20 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
                 shown.set_postfix_str(f"loss {np.mean(history[-50:]):.3f}", refresh=False)
             if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == training.steps):
                 save_state(step + 1)
-    return TrainedPFN(network, bar, training, prior_name, history)
+    return TrainedPFN(network, bar, training, prior_name, history, x_loc=x_loc, x_scale=x_scale)
+
+
+#: Networks shipped with bayeskit: name -> (file in bayeskit/engines/pfn/weights, how it was made).
+PRETRAINED = {
+    "lc-tiny": ("lc_tiny.pfn", "bk.pfn.train(bk.pfn.LearningCurvePrior(), bk.pfn.LC_TINY, seed=0)"),
+}
+
+
+def pretrained(name: str, device: str = "cpu") -> TrainedPFN:
+    """A network shipped with bayeskit (``PRETRAINED`` lists them and how each was trained)."""
+    from importlib.resources import as_file, files
+
+    if name not in PRETRAINED:
+        raise ConfigError(f"`name` must be one of {', '.join(map(repr, PRETRAINED))}, got {name!r}")
+    with as_file(files("bayeskit.engines.pfn") / "weights" / PRETRAINED[name][0]) as path:
+        return load(path, device=device)
