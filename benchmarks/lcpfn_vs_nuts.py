@@ -25,21 +25,15 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from jax.scipy.special import logsumexp  # noqa: E402
 
 import bayeskit as bk  # noqa: E402
-from bayeskit.models.learning_curves import EPOCHS, learning_curve_model, mean_curve, sample_curves  # noqa: E402
-
-
-@jax.jit
-def mixture_log_lik(draws, t, y):
-    """log (1/S) Σ_s N(y(t) | f_s(t), σ_s²), per epoch t."""
-    params = {k: v for k, v in draws.items() if "." in k}
-    f = mean_curve(t, draws["weights"], params)  # (S, m)
-    lp = jax.scipy.stats.norm.logpdf(y, f, jnp.exp(draws["log_sigma"])[:, None])
-    return logsumexp(lp, 0) - jnp.log(lp.shape[0])
+from bayeskit.models.learning_curves import (  # noqa: E402
+    EPOCHS,
+    learning_curve_model,
+    predictive_log_lik,
+    sample_curves,
+)
 
 
 def main(argv=None):
@@ -71,8 +65,7 @@ def main(argv=None):
             t_pfn = time.perf_counter() - t0
             t0 = time.perf_counter()
             draws = bk.fit(learning_curve_model, model_data(i), engine=nuts, seed=i).sample(args.chains * args.draws)
-            lp_nuts = np.asarray(mixture_log_lik({k: jnp.asarray(v) for k, v in draws.items()}, t_all[n:],
-                                                 y_all[i, n:]))
+            lp_nuts = np.asarray(predictive_log_lik(draws, t_all[n:], y_all[i, n:]))
             t_nuts = time.perf_counter() - t0
             rows.append((t_pfn, t_nuts, lp_pfn.mean(), lp_nuts.mean()))
         t_pfn, t_nuts, ll_pfn, ll_nuts = (np.asarray(c) for c in zip(*rows, strict=True))

@@ -29,10 +29,8 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
-from jax.scipy.special import logsumexp  # noqa: E402
 
 import bayeskit as bk  # noqa: E402
 from bayeskit.models.kernels import RBF  # noqa: E402
@@ -43,19 +41,23 @@ PRIORS = {"kernel.lengthscale": dist.LogNormal(np.log(0.2), 0.5), "noise": dist.
 N_TEST = 100
 
 
-@jax.jit
 def mixture_log_prob(lengthscales, noises, X, y, X_test, y_test):
-    """log (1/S) Σ_s N(y* | exact GP predictive at draw s), per test point."""
-    def one(ell, nu):
-        k = RBF(lengthscale=ell)
-        A = k(X) + nu * jnp.eye(X.shape[0])
-        Ks = k(X, X_test)
-        mean = Ks.T @ jnp.linalg.solve(A, y)
-        var = 1.0 + nu - jnp.sum(Ks * jnp.linalg.solve(A, Ks), 0)
-        return jax.scipy.stats.norm.logpdf(y_test, mean, jnp.sqrt(var))
+    """log (1/S) Σ_s N(y* | exact GP predictive at draw s), per test point. NumPy (batched solves):
+    the same computation compiled by XLA has hung after many NUTS fits (JAX 0.10.2, CPU; a
+    deadlock inside the XLA program, reproduced without any PFN in the process)."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
 
-    lp = jax.vmap(one)(lengthscales, noises)  # (S, m)
-    return logsumexp(lp, 0) - jnp.log(lp.shape[0])
+    def rbf(a, b, ell):  # (S, n, m) for S lengthscales
+        d2 = (a[:, 0][None, :, None] - b[:, 0][None, None, :]) ** 2
+        return np.exp(-0.5 * d2 / ell[:, None, None] ** 2)
+
+    A = rbf(X, X, lengthscales) + noises[:, None, None] * np.eye(X.shape[0])
+    Ks = rbf(X, X_test, lengthscales)  # (S, n, m)
+    mean = np.einsum("snm,sn->sm", Ks, np.linalg.solve(A, np.broadcast_to(y, (len(noises), y.size))[..., None])[..., 0])
+    var = 1.0 + noises[:, None] - np.einsum("snm,snm->sm", Ks, np.linalg.solve(A, Ks))
+    lp = norm.logpdf(y_test, mean, np.sqrt(var))  # (S, m)
+    return logsumexp(lp, 0) - np.log(lp.shape[0])
 
 
 def main(argv=None):
@@ -87,27 +89,29 @@ def main(argv=None):
           "| PFN − NUTS |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.context:
-        x, y = (np.asarray(a) for a in prior.sample(jax.random.key(2026 + n), args.datasets, n + N_TEST))
+        # owning copies: NumPy views of JAX buffers, passed back into compiled code, have hung this
+        # benchmark (JAX 0.10.2 on CPU, intermittently; a deadlock with no CPU use)
+        x, y = (np.array(a, copy=True) for a in prior.sample(jax.random.key(2026 + n), args.datasets, n + N_TEST))
         bk.fit(model, {"X": x[0, :n], "y": y[0, :n]}, engine=nuts, seed=0)  # compile once per size
         bk.fit(PROCESS, {"X": x[0, :n], "y": y[0, :n]}, engine=pfn).predict({"X": x[0, n:]})  # warm torch up
-        rows = []
+        # all PFN fits, then all NUTS fits: interleaved, they have hung JAX (see above)
+        t_pfn, nll_pfn, t_nuts, nll_nuts = (np.empty(args.datasets) for _ in range(4))
+        for i in range(args.datasets):
+            t0 = time.perf_counter()
+            lp = bk.fit(PROCESS, {"X": x[i, :n], "y": y[i, :n]}, engine=pfn).predict({"X": x[i, n:]}).log_prob(y[i, n:])
+            t_pfn[i], nll_pfn[i] = time.perf_counter() - t0, -lp.mean()
         for i in range(args.datasets):
             data, test = {"X": x[i, :n], "y": y[i, :n]}, {"X": x[i, n:]}
             t0 = time.perf_counter()
-            lp_pfn = bk.fit(PROCESS, data, engine=pfn).predict(test).log_prob(y[i, n:])
-            t_pfn = time.perf_counter() - t0
-            t0 = time.perf_counter()
             draws = bk.fit(model, data, engine=nuts, seed=i).sample(500)
-            lp_nuts = np.asarray(mixture_log_prob(jnp.asarray(draws["kernel.lengthscale"]),
-                                                  jnp.asarray(draws["noise"]), data["X"], data["y"], test["X"],
-                                                  y[i, n:]))
-            t_nuts = time.perf_counter() - t0
-            rows.append((t_pfn, t_nuts, -lp_pfn.mean(), -lp_nuts.mean()))
-        t_pfn, t_nuts, nll_pfn, nll_nuts = (np.asarray(c) for c in zip(*rows, strict=True))
+            lp = mixture_log_prob(draws["kernel.lengthscale"], draws["noise"], data["X"], data["y"], test["X"],
+                                  y[i, n:])
+            t_nuts[i], nll_nuts[i] = time.perf_counter() - t0, -lp.mean()
         diff = nll_pfn - nll_nuts
         print(f"| {n} | {1e3 * np.median(t_pfn):.2f} | {1e3 * np.median(t_nuts):.0f} "
               f"| {np.median(t_nuts) / np.median(t_pfn):.0f}× | {nll_pfn.mean():.3f} ± {se(nll_pfn):.3f} "
               f"| {nll_nuts.mean():.3f} ± {se(nll_nuts):.3f} | {diff.mean():+.3f} ± {se(diff):.3f} |", flush=True)
+
 
 if __name__ == "__main__":
     main()

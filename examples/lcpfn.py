@@ -36,24 +36,21 @@ print(f"held-out log-likelihood per epoch: {pfn.log_prob(y[cutoff:]).mean():.3f}
 
 # 2. NUTS on the same model: the posterior over the curve's parameters, then its predictive
 if not fast:
-    from jax.scipy.special import logsumexp
-
-    from bayeskit.models.learning_curves import mean_curve
+    from bayeskit.models.learning_curves import mean_curve, predictive_log_lik
 
     start = time.perf_counter()
     post = bk.fit(learning_curve_model, data, engine=bk.NUTS(init="sample", progress=False), seed=1)
     draws = post.sample(4000)
     nuts_time = time.perf_counter() - start
-    params = {k: v for k, v in draws.items() if "." in k}
-    curves = np.asarray(mean_curve(t[cutoff:], draws["weights"], params))  # (S, 85)
-    sigma = np.exp(draws["log_sigma"])[:, None]
-    lp = jax.scipy.stats.norm.logpdf(y[cutoff:], curves, sigma)
-    nuts_ll = float(np.mean(logsumexp(lp, 0) - np.log(lp.shape[0])))
+    nuts_ll = float(np.mean(predictive_log_lik(draws, t[cutoff:], y[cutoff:])))
     print(f"NUTS ({nuts_time:.1f} s, {nuts_time / pfn_time:.0f}x the PFN's time): held-out log-likelihood "
           f"per epoch {nuts_ll:.3f}")
 
     import matplotlib.pyplot as plt
 
+    params = {k: v for k, v in draws.items() if "." in k}
+    curves = np.asarray(mean_curve(t[cutoff:], draws["weights"], params))  # (S, 85)
+    sigma = np.exp(draws["log_sigma"])[:, None]
     rng = np.random.default_rng(0)
     nuts_y = curves + sigma * rng.standard_normal(curves.shape)
     fig, ax = plt.subplots(figsize=(7, 3.5))

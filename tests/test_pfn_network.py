@@ -150,3 +150,28 @@ def test_a_non_finite_loss_stops_with_the_network_before_it():
         pfn_train.train(ModelPrior(sometimes_nan), SMALL, seed=0, progress=False)
     partial = err.value.partial
     assert partial.step == 0 and all(torch.isfinite(p).all() for p in partial.network.parameters())
+
+
+@pytest.mark.parametrize(("B", "n", "m"), [(1, 20, 100), (3, 8, 9), (2, 1, 1), (1, 65, 513)])
+def test_the_compiled_forward_pass_equals_the_torch_one(B, n, m):
+    """The XLA path (padded to a size grid, padded keys masked) against the torch module it reads
+    its weights from, to float32 rounding: 3e-5 of the largest logit (float32's epsilon, 1.2e-7,
+    grown by sums over up to 65 keys, d = 32 and two layers; a wrong mask, scale or padding is off by order 1)."""
+    from bayeskit.engines.pfn import BarDistribution, TrainedPFN, Training
+
+    torch.manual_seed(0)
+    training = Training(d_model=32, layers=2, heads=4, num_buckets=30)
+    net = training.network(2)
+    with torch.no_grad():  # random but not tiny weights, so that a wrong mask or scale shows
+        for p in net.parameters():
+            p.mul_(3.0)
+    trained = TrainedPFN(net, BarDistribution(torch.linspace(-3, 3, 31)), training, "test", x_loc=[0.5, -1.0],
+                         x_scale=[2.0, 0.5])
+    rng = np.random.default_rng(n)
+    xc, yc, xq = rng.normal(size=(B, n, 2)), rng.normal(size=(B, n)), rng.normal(size=(B, m, 2))
+    a = trained.logits(xc, yc, xq, backend="torch")
+    b = trained.logits(xc, yc, xq, backend="xla")
+    assert a.shape == b.shape == (B, m, 30)
+    np.testing.assert_allclose(b.numpy(), a.numpy(), atol=3e-5 * float(a.abs().max()), rtol=0)
+    with pytest.raises(ConfigError, match="backend"):
+        trained.logits(xc, yc, xq, backend="numpy")

@@ -129,3 +129,14 @@ def sample_curves(key, num_curves: int, epochs: int = EPOCHS):
     curves, log_sigma = jax.vmap(lambda k: sample_curve(k, epochs))(jax.random.split(k_curve, num_curves))
     y = curves + jnp.exp(log_sigma)[:, None] * jax.random.normal(k_noise, curves.shape, curves.dtype)
     return y, curves
+
+
+def predictive_log_lik(draws, X, y):
+    """log (1/S) Σ_s N(y(t) | f_s(t), σ_s²) per epoch t of ``X``: the posterior predictive density of
+    ``y`` under S draws of the model's latent sites (a dict as `Posterior.sample` returns)."""
+    from jax.scipy.special import logsumexp
+
+    params = {f"{fam}.{name}": jnp.asarray(draws[f"{fam}.{name}"]) for fam, name, *_ in PARAMETERS}
+    f = mean_curve(jnp.reshape(jnp.asarray(X), (-1,)), jnp.asarray(draws["weights"]), params)  # (S, m)
+    lp = jax.scipy.stats.norm.logpdf(jnp.asarray(y), f, jnp.exp(jnp.asarray(draws["log_sigma"]))[:, None])
+    return logsumexp(lp, 0) - jnp.log(lp.shape[0])

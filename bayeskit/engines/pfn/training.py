@@ -20,7 +20,7 @@ import torch
 from ...core.checks import check_int
 from ...core.errors import ConfigError, SamplingError
 from .bar import BarDistribution, borders_from_samples
-from .network import PFNTransformer
+from .network import PFNTransformer, check_shapes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,12 +156,32 @@ class TrainedPFN:
         return self._max_context
 
     @torch.no_grad()
-    def logits(self, x_context, y_context, x_query) -> torch.Tensor:
-        """Bucket logits (B, m, K) for batches of datasets (arrays or tensors, float)."""
+    def logits(self, x_context, y_context, x_query, backend: str = "auto") -> torch.Tensor:
+        """Bucket logits (B, m, K), float64 on the CPU, for batches of datasets (arrays, float).
+
+        ``backend``: "torch" runs the torch module; "xla" the same network compiled by XLA
+        (`compiled`, about 2x faster on a CPU); "auto" picks XLA for a `PFNTransformer`
+        on the CPU, torch otherwise.
+        """
+        if backend not in ("auto", "torch", "xla"):
+            raise ConfigError(f"`backend` must be 'auto', 'torch' or 'xla', got {backend!r}")
         device = next(self.network.parameters()).device
+        xc = (np.asarray(x_context, dtype=float) - self.x_loc) / self.x_scale
+        xq = (np.asarray(x_query, dtype=float) - self.x_loc) / self.x_scale
+        yc = np.asarray(y_context, dtype=float)
+        native = isinstance(self.network, PFNTransformer)
+        if backend == "xla" and not native:
+            raise ConfigError("`backend='xla'` needs a bayeskit PFNTransformer; this network is a wrapped module")
+        if backend == "xla" or (backend == "auto" and native and device.type == "cpu"):
+            from . import compiled
+
+            check_shapes(xc, yc, xq, self.x_dim)
+            if getattr(self, "_xla_params", None) is None:
+                self._xla_params = compiled.params_of(self.network)  # the weights, copied once
+            out = compiled.logits(self._xla_params, self.network.config["heads"], xc, yc, xq)
+            return torch.from_numpy(out.astype(np.float64))
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
-        std = lambda x: as_t((np.asarray(x, dtype=float) - self.x_loc) / self.x_scale)  # noqa: E731
-        return self.network(std(x_context), as_t(y_context), std(x_query)).double().cpu()
+        return self.network(as_t(xc), as_t(yc), as_t(xq)).double().cpu()
 
     def save(self, path) -> None:
         """Write the network, its bar distribution and its settings to one file (`load` reads it). A
