@@ -26,8 +26,10 @@ data, future = {"X": t[:cutoff], "y": y[:cutoff]}, {"X": t[cutoff:]}
 
 # 1. LC-PFN: the shipped network (bk.pfn.PRETRAINED says how it was trained), one forward pass
 lc_pfn = bk.pfn.pretrained("lc-tiny")
+engine = bk.PFN(network=lc_pfn)
+bk.fit(learning_curve_model, data, engine=engine).predict(future)  # the first call compiles the pass
 start = time.perf_counter()
-pfn = bk.fit(learning_curve_model, data, engine=bk.PFN(network=lc_pfn)).predict(future)
+pfn = bk.fit(learning_curve_model, data, engine=engine).predict(future)
 pfn_time = time.perf_counter() - start
 lo, hi = pfn.interval(0.9)
 print(f"LC-PFN ({pfn_time * 1e3:.1f} ms): epoch 100 predicted {pfn.mean[-1]:.3f}, 90% interval "
