@@ -76,7 +76,7 @@ class Training:
 
 
 #: A configuration that trains on a CPU in minutes (3,500 steps of about 40 ms on 2 cores): on the
-#: 1-D GP prior (lengthscale 0.2, noise 0.01) its NLL gap to the exact GP is 0.08-0.14 nats.
+#: 1-D GP prior (lengthscale 0.2, noise 0.01) its NLL gap to the exact GP is 0.08-0.13 nats.
 TINY = Training()
 #: The size of the paper's GP experiments, for a GPU: d = 256, 6 layers, 1,000 buckets, batch 256, T = 60, bf16.
 PAPER = Training(steps=20_000, batch_size=256, seq_len=60, d_model=256, layers=6, heads=4, num_buckets=1000,
