@@ -44,7 +44,7 @@ N_TEST = 100
 def mixture_log_prob(lengthscales, noises, X, y, X_test, y_test):
     """log (1/S) Σ_s N(y* | exact GP predictive at draw s), per test point. NumPy (batched solves):
     the same computation compiled by XLA has hung after many NUTS fits (JAX 0.10.2, CPU; a
-    deadlock inside the XLA program, reproduced without any PFN in the process)."""
+    deadlock inside the XLA program, reproduced in runs that made no PFN call)."""
     from scipy.special import logsumexp
     from scipy.stats import norm
 
