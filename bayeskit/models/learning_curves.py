@@ -38,7 +38,6 @@ PARAMETERS = (
     ("janoschek", "k", "lognormal", -2.0, 1.0),
     ("janoschek", "delta", "lognormal", 0.0, 0.5),
 )
-FAMILIES = ("pow3", "ilog2", "janoschek")
 LOG_SIGMA = (-4.0, 1.0)  # log σ ~ N(−4, 1)
 
 
