@@ -45,6 +45,14 @@ _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES, *_MODULES]
 
+# The plugins `core` looks up engines, defaults, hooks and services in: every engine package exported
+# above, and the diagnostics. Imported on the first lookup, never by ``import bayeskit``.
+_PLUGINS = (*sorted({m for m in _EXPORTS.values() if m.startswith("bayeskit.engines.")}), "bayeskit.diagnostics")
+
+from .core.registry import declare_plugins as _declare_plugins  # noqa: E402
+
+_declare_plugins(_PLUGINS)
+
 
 def __getattr__(name: str):
     if name in _EXPORTS:

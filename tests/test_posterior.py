@@ -69,7 +69,7 @@ def test_sample(reg_fit):
     labelled = bk.DrawsPosterior({"i": np.arange(1000.0).reshape(2, 500)})
     assert np.unique(labelled.sample(1000, seed=0)["i"]).size == 1000
     assert reg_fit.sample(5000, seed=0)["a"].shape == (5000,)
-    with pytest.raises(bk.ConfigError, match="`n` must be a positive int"):
+    with pytest.raises(bk.ConfigError, match="`n` must be an int >= 1"):
         reg_fit.sample(0)
 
 

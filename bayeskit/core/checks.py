@@ -1,15 +1,124 @@
-"""Checks of settings shared by every engine: one wording for each kind of bad value."""
+"""Checks of arguments and settings: one wording for each kind of bad value, used everywhere.
+
+Every function raises `ConfigError` naming the argument and what was expected, e.g.
+"`learning_rate` must be a finite number > 0, got -1". Array checks (``check_*_values``) skip
+traced values: those are checked where they were concrete.
+"""
 
 from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
 
 import numpy as np
 
 from .errors import ConfigError
 
 
-def check_int(name: str, value, minimum: int = 1, why: str = "") -> None:
-    """Raise ConfigError naming `name` unless `value` is an int (not a bool) >= `minimum`;
-    ``why`` says what the bound is for."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value, minimum: int = 1, why: str = "", *, maximum: int | None = None,
+              optional: bool = False) -> None:
+    """An int (not a bool) in [minimum, maximum]; ``why`` says what the bound is for; ``optional``
+    also accepts None."""
+    if optional and value is None:
+        return
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
         reason = f" ({why})" if why else ""
-        raise ConfigError(f"`{name}` must be an int >= {minimum}{reason}, got {value!r}")
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        none = "None or " if optional else ""
+        raise ConfigError(f"`{name}` must be {none}an int {bound}{reason}, got {value!r}")
+
+
+def check_real(name: str, value, low: float | None = None, high: float | None = None, *,
+               low_open: bool = False, high_open: bool = False, optional: bool = False) -> None:
+    """A finite real number (not a bool) within the given bounds (closed unless ``*_open``)."""
+    if optional and value is None:
+        return
+    ok = _is_real(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        none = "None or " if optional else ""
+        raise ConfigError(f"`{name}` must be {none}a finite number{_interval(low, high, low_open, high_open)}, "
+                          f"got {value!r}")
+
+
+def _interval(low, high, low_open, high_open) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
+
+
+def check_positive(name: str, value, *, optional: bool = False) -> None:
+    """A finite number > 0 (a learning rate, a step size, a radius)."""
+    check_real(name, value, 0.0, low_open=True, optional=optional)
+
+
+def check_probability(name: str, value, *, closed: bool = False) -> None:
+    """A number in (0, 1), or [0, 1] with ``closed=True``."""
+    check_real(name, value, 0.0, 1.0, low_open=not closed, high_open=not closed)
+
+
+def check_bool(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"`{name}` must be a bool, got {value!r}")
+
+
+def check_choice(name: str, value, choices: Iterable) -> None:
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"`{name}` must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_type(name: str, value, types, what: str, *, optional: bool = False) -> None:
+    """``value`` is an instance of ``types``; ``what`` describes what is expected ("a bk.pfn.Training")."""
+    if optional and value is None:
+        return
+    if not isinstance(value, types):
+        none = "None or " if optional else ""
+        raise ConfigError(f"`{name}` must be {none}{what}, got {type(value).__name__}")
+
+
+def check_checkpoint(checkpoint, resume) -> None:
+    """``checkpoint`` a path or None; ``resume=True`` needs one."""
+    check_bool("resume", resume)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ConfigError(f"`checkpoint` must be None or a file path, got {type(checkpoint).__name__}")
+    if resume and not checkpoint:
+        raise ConfigError("`resume=True` needs `checkpoint=` (the file to resume from)")
+
+
+def _check_values(owner: str, values: dict, allow_zero: bool) -> None:
+    import jax
+
+    for name, value in values.items():
+        if isinstance(value, jax.core.Tracer):
+            continue
+        v = np.asarray(value)
+        if not np.all(np.isfinite(v)) or np.any(v < 0) or (not allow_zero and np.any(v == 0)):
+            what = "must be >= 0 and finite" if allow_zero else "must be positive and finite"
+            raise ConfigError(f"{owner}: `{name}` {what}, got {value!r}")
+
+
+def check_positive_values(owner: str, **values) -> None:
+    """Concrete hyperparameters (scalars or arrays) that must be > 0 and finite."""
+    _check_values(owner, values, allow_zero=False)
+
+
+def check_non_negative_values(owner: str, **values) -> None:
+    """Concrete hyperparameters (scalars or arrays) that must be >= 0 and finite."""
+    _check_values(owner, values, allow_zero=True)

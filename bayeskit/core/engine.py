@@ -1,46 +1,114 @@
 """Engines: frozen, documented settings for one inference algorithm.
 
-An engine holds settings, never results. ``engine.fit(model, data, key)`` turns a
-model and data into a `Posterior`; `bk.fit` is the public way to call it.
+An engine holds settings, never results. It names the model capability it needs
+(``capability``, a protocol of `core.model`), and ``engine.fit(model, data, key)`` turns any
+model with that capability plus data into a `Posterior`; `bk.fit` is the public way to call it.
+A new engine is one subclass::
+
+    class ImportanceSampling(Engine):
+        capability = NumPyroProgram
+        particles: int = 1000
+
+        def __check_init__(self):
+            check_int("particles", self.particles)
+
+        def fit(self, model, data, key) -> Posterior: ...
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import json
 from typing import Any, ClassVar
 
-from .errors import IncompatibleEngineError
+from . import registry
+from .errors import ConfigError, IncompatibleEngineError
+from .model import capability_name
+from .module import Module
 
 
-class Engine(abc.ABC):
-    """Base class of inference engines (subclasses are frozen dataclasses)."""
+class Engine(Module, abc.ABC, pytree=False):
+    """Base class of inference engines (subclasses are frozen dataclasses of settings)."""
 
-    #: Model classes this engine fits (structured models may also list the engine themselves).
-    model_types: ClassVar[tuple[type, ...]] = ()
+    #: The model capability this engine fits (a protocol of `core.model`, or a tuple of them).
+    capability: ClassVar[Any] = ()
+    #: Settings that change no compiled program (left out of `compile_key`).
+    runtime_fields: ClassVar[tuple[str, ...]] = ("progress", "checkpoint", "resume")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and not getattr(cls, "__abstractmethods__", None):
+            registry.register_engine(cls)
 
     def accepts(self, model) -> bool:
-        if isinstance(model, self.model_types):
-            return True
-        return type(self).__name__ in getattr(model, "engines", ())
+        return bool(self.capability) and isinstance(model, self.capability)
 
     def check_accepts(self, model) -> None:
-        if not self.accepts(model):
-            fits = list(getattr(model, "engines", ()))
-            hint = f"; engines that fit it: {', '.join(fits)}" if fits else ""
-            raise IncompatibleEngineError(
-                f"engine {type(self).__name__} cannot fit model {getattr(model, 'name', model)!r} "
-                f"({type(model).__name__}){hint}"
-            )
+        if self.accepts(model):
+            return
+        fits = [name for name, cls in registry.engines().items() if _accepts(cls, model)]
+        hint = f"; engines that fit it: {', '.join(f'bk.{n}' for n in fits)}" if fits else ""
+        raise IncompatibleEngineError(
+            f"engine {type(self).__name__} cannot fit model {getattr(model, 'name', type(model).__name__)!r} "
+            f"({type(model).__name__}): it needs a model with the {capability_name(self.capability)} "
+            f"capability{hint}"
+        )
 
     @abc.abstractmethod
     def fit(self, model, data: dict | None, key) -> Any:
         """Return a `Posterior` for `model` given `data`; `key` is a raw JAX PRNG key."""
 
+    def compile_key(self) -> tuple:
+        """The settings that change a compiled program (a part of the program cache's key)."""
+        values = []
+        for f in dataclasses.fields(self):
+            if f.name not in self.runtime_fields:
+                value = getattr(self, f.name)
+                values.append((f.name, value if _hashable(value) else repr(value)))
+        return (type(self).__name__, *values)
+
     def settings(self) -> dict:
-        """The engine's settings as plain JSON-friendly values (stored with saved posteriors)."""
-        out = {}
+        """The engine's settings as plain JSON-friendly values (stored with saved posteriors); a
+        setting that is not a plain value (a function, an object) is stored as its repr and listed
+        under ``"stored_as_repr"``."""
+        out, as_repr = {}, []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
-        return {"engine": type(self).__name__, **out}
+            if isinstance(v, (bool, int, float, str, type(None))):
+                out[f.name] = v
+            else:
+                out[f.name] = repr(v)
+                as_repr.append(f.name)
+        return {"engine": type(self).__name__, **out, "stored_as_repr": as_repr}
+
+    @staticmethod
+    def from_settings(settings) -> Engine | None:
+        """The engine that `settings` (a dict, or its JSON) describe: plain settings are restored, those
+        stored as their repr take their defaults. None when the engine class is unknown here."""
+        if isinstance(settings, str):
+            settings = json.loads(settings or "{}")
+        if isinstance(settings, Engine) or settings is None:
+            return settings
+        cls = registry.engines().get(settings.get("engine"))
+        if cls is None:
+            return None
+        skip = set(settings.get("stored_as_repr", ()))
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        kwargs = {k: v for k, v in settings.items() if k in names and k not in skip}
+        try:
+            return cls(**kwargs)
+        except (ConfigError, TypeError, ValueError):
+            return None
+
+
+def _accepts(cls, model) -> bool:
+    return bool(cls.capability) and isinstance(model, cls.capability)
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from .engine import Engine
 from .errors import ConfigError
 from .posterior import DrawsPosterior, Posterior
 
@@ -51,5 +52,6 @@ def load(path, model=None) -> DrawsPosterior:
         observed_keys=tuple(json.loads(attrs.get("bayeskit_observed_keys", "[]"))),
         latent_sites=tuple(json.loads(attrs["bayeskit_latent_sites"])) if "bayeskit_latent_sites" in attrs else None,
         model=as_model(model) if model is not None else None,
-        engine=json.loads(attrs.get("bayeskit_engine", "{}")),
+        engine=Engine.from_settings(attrs.get("bayeskit_engine", "{}")),
+        markov=bool(int(attrs.get("bayeskit_markov", 1))),
     )

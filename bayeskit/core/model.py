@@ -4,8 +4,10 @@ Two kinds reach `bk.fit`:
 
 * a NumPyro model function (``def model(x, y=None): ...``), wrapped here in
   `NumPyroModel`, which the general engines (NUTS, HMC, VI) fit;
-* a *structured* model object (a process, a state-space model, ...) that
-  implements `StructuredModel` and names the engines that can fit it.
+* a *structured* model object (a process, a state-space model, ...).
+
+A model offers *capabilities*: the protocols below. An engine names the capability it needs
+(``Engine.capability``) and fits every model that has it; nobody names engines or models by string.
 
 `NumPyroModel.inspect(data)` checks the data against the model and lists its sites
 by tracing the model abstractly (``jax.eval_shape``): no numbers are computed and
@@ -26,15 +28,72 @@ from .errors import DataError, ModelError
 STATIC_TYPES = (bool, int, float, str, type(None))  # JSON-storable settings; the rest are arrays
 
 
+# -- capabilities ----------------------------------------------------------------------------------
 @runtime_checkable
-class StructuredModel(Protocol):
-    """A model object fitted by specialised engines.
+class NumPyroProgram(Protocol):
+    """A NumPyro program with its data checked (`NumPyroModel`): what NUTS, HMC and VI fit."""
 
-    ``engines`` names the bayeskit engines that can fit it (``("Exact",)``); the first is the
-    default. Names, not classes, so models never import engines.
+    fn: Callable
+
+    def inspect(self, data: Mapping | None = None) -> ModelSpec: ...
+
+
+@runtime_checkable
+class MarginalLikelihood(Protocol):
+    """y | X is a scale mixture of N(0, σ² A) with A = K(X, X) + ε I: an exact marginal likelihood
+    through q = yᵀA⁻¹y and log|A| (the scale-mixture processes), and predictives from A's factor."""
+
+    def gram(self, X): ...
+
+    def factor(self, X, y): ...
+
+    def log_marginal_likelihood(self, X, y): ...
+
+
+@runtime_checkable
+class FeynmanKac(Protocol):
+    """A state-space model as particle methods see it: M0 (initial), M (transition), log G (observation)."""
+
+    state_dim: int
+    obs_dim: int
+
+    def initial_sample(self, key, n: int): ...
+
+    def initial_log_prob(self, x): ...
+
+    def transition_sample(self, key, x, t): ...
+
+    def transition_log_prob(self, x, x_next, t): ...
+
+    def observation_log_prob(self, x, y, t): ...
+
+
+@runtime_checkable
+class SparseClassifier(Protocol):
+    """A process prior over C latent functions with a categorical likelihood, fitted through inducing points."""
+
+    kernel: Any
+    scale_prior: Any
+    num_classes: int
+    num_inducing: int
+
+
+@runtime_checkable
+class DatasetPriorSource(Protocol):
+    """A model that simulates whole datasets (X, y) from its prior: what amortised engines train on.
+
+    ``dataset_prior(x_dim=, priors=, inputs=)`` returns a dataset prior (``sample(key, batch, n)``);
+    ``priors`` puts hyperpriors on named parameters, ``inputs`` is a distribution of one input point.
     """
 
-    engines: tuple[str, ...]
+    def dataset_prior(self, *, x_dim: int, priors: Mapping | None = None, inputs=None): ...
+
+
+def capability_name(capability) -> str:
+    """A readable name of a capability (a protocol or a tuple of them)."""
+    if isinstance(capability, tuple):
+        return " or ".join(capability_name(c) for c in capability)
+    return getattr(capability, "__name__", repr(capability))
 
 
 @dataclass(frozen=True)
@@ -82,7 +141,9 @@ class ModelSpec:
 
     def array_signature(self) -> tuple:
         """Shapes and dtypes of the array data: with `static`, what decides a recompile."""
-        return tuple((k, np.shape(v), str(np.asarray(v).dtype)) for k, v in sorted(self.arrays.items()))
+        from .cache import data_signature
+
+        return data_signature(self.arrays)
 
 
 class NumPyroModel:
@@ -217,12 +278,20 @@ def _dtype(value):
     return value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
 
 
-def as_model(model) -> NumPyroModel | StructuredModel:
-    """Return the model object engines work with."""
-    if isinstance(model, (NumPyroModel, StructuredModel)):
+def as_model(model):
+    """Return the model object engines work with: a function as a `NumPyroModel`, a structured model
+    (a `Module`, or any object with a capability) as it is."""
+    from .module import Module
+
+    if isinstance(model, (NumPyroModel, Module)):
         return model
+    if isinstance(model, type):
+        raise ModelError(f"`model` must be a model object or a NumPyro model function, got the class "
+                         f"{model.__name__}: instantiate it")
     if callable(model):
         return NumPyroModel(model)
-    raise ModelError(
-        f"`model` must be a NumPyro model function or a bayeskit model object, got {type(model).__name__}"
-    )
+    if model is None or isinstance(model, (str, bytes, int, float, np.ndarray)):
+        raise ModelError(
+            f"`model` must be a NumPyro model function or a bayeskit model object, got {type(model).__name__}"
+        )
+    return model  # an object: the engine checks it has the capability it needs

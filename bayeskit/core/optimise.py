@@ -1,23 +1,12 @@
-"""The optimisation loop shared by engines that fit by gradient steps (type-II ML, variational), and
-the chunking of compiled loops (MCMC, VI)."""
+"""Gradient-step optimisation on the host (type-II maximum likelihood, sparse variational fits),
+driven by the shared loop (`core.loop`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-TARGET_CHUNKS = 40  # host round trips per compiled run: enough for a smooth bar, negligible overhead
-
-
-def chunk_length(total: int) -> int:
-    """Steps per compiled chunk: a divisor of `total` near total/TARGET_CHUNKS if there is one
-    (every chunk the same shape: one compilation), else total/TARGET_CHUNKS rounded up (the last
-    chunk is shorter or padded)."""
-    want = max(1, math.ceil(total / TARGET_CHUNKS))
-    for length in range(want, 2 * want + 1):
-        if total % length == 0:
-            return length
-    return want
+from . import loop
 
 
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,
@@ -30,19 +19,23 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
     finite one (``keep="last"``, for stochastic ones, where the best is a lucky draw).
     Returns (theta, history).
     """
-    from tqdm.auto import tqdm
+    best = [math.inf, theta]
 
-    history, best = [], (math.inf, theta)
-    with tqdm(total=steps, desc=desc, disable=not progress, dynamic_ncols=True) as bar:
-        for _ in range(steps):
+    def advance(carry, start, stop):
+        theta, state = carry
+        values = []
+        for _ in range(start, stop):
             new_theta, new_state, value = step(theta, state)
             value = float(value)
             if not math.isfinite(value):
-                break
+                raise loop.Stop((theta, state), start + len(values), values, "non-finite objective")
             if value < best[0]:
-                best = (value, theta)
-            history.append(-value * n)
+                best[:] = [value, theta]
+            values.append(-value * n)
             theta, state = new_theta, new_state
-            bar.update(1)
-            bar.set_postfix_str(f"{label} {-value * n:.3f}", refresh=False)
-    return (best[1] if keep == "best" else theta), history
+        return (theta, state), values
+
+    result = loop.run(advance, (theta, state), total=steps, progress=progress, desc=desc,
+                      postfix=lambda records, done: f"{label} {records[-1][-1]:.3f}" if records[-1] else "")
+    history = [v for record in result.records for v in record]
+    return (best[1] if keep == "best" else result.state[0]), history

@@ -1,12 +1,17 @@
 """Posteriors: the one object every engine returns and every diagnostic accepts.
 
-`Posterior` is the contract (``sample``, ``predict``, ``summary``, ``to_arviz``, ``save``).
+`Posterior` is the contract, the same for every engine:
+
+    sample(n, seed)                                   dict name -> array with leading axis n
+    predict(new_data=None, *, seed=0, n=None, **options)
+    summary(), to_arviz(), save(path) / bk.load(path)
+
 `DrawsPosterior` holds Monte Carlo draws laid out ``(chain, draw, *shape)``, as MCMC
 and any sampler produce them. Closed-form posteriors subclass `Posterior` directly
-and only need ``sample``.
+and only need ``sample``. Everything a posterior holds is passed at construction.
 
-Summaries, ArviZ objects and plots are made by `bayeskit.diagnostics`, imported
-when first asked for, so building a Posterior costs no ArviZ import.
+Summaries and ArviZ objects are services that `bayeskit.diagnostics` registers
+(`core.registry`), so building a Posterior costs no ArviZ import.
 """
 
 from __future__ import annotations
@@ -18,27 +23,40 @@ from typing import Any
 
 import numpy as np
 
+from . import registry
+from .checks import check_int
 from .errors import ConfigError, ModelError
 from .seeds import as_key
 
 
-def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ConfigError(f"`n` must be a positive int, got {n!r}")
+def check_n(n, name: str = "n") -> int:
+    """A positive int number of draws."""
+    check_int(name, n)
     return int(n)
 
 
+_check_n = check_n  # the name posteriors of the engines used
+
+
 class Posterior(abc.ABC):
-    """What an engine returns. Subclasses implement `sample`; the rest has defaults."""
+    """What an engine returns. Subclasses implement `sample`; the rest has defaults.
+
+    ``engine`` is the engine that made it (None for a posterior built by hand); ``markov`` says
+    whether its draws are Markov chains (MCMC: R-hat and autocorrelation-aware ESS apply) or
+    independent draws (exact, VI, SMC, PFN: no R-hat).
+    """
 
     #: Names of the model's observed sites (empty where the model has none).
     observed_sites: tuple[str, ...] = ()
+    engine = None
+    markov: bool = False
 
     @abc.abstractmethod
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """Draw `n` joint posterior draws: a dict name -> array with leading axis `n`."""
 
-    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None) -> dict:
+    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None, **options):
+        """The posterior predictive at ``new_data`` (default: the data of the fit)."""
         raise ModelError(f"{type(self).__name__} has no predictive distribution")
 
     # -- groups of named arrays, the common currency of files and ArviZ ----------------------
@@ -48,7 +66,10 @@ class Posterior(abc.ABC):
         return {"posterior": {k: np.asarray(v)[None] for k, v in draws.items()}}
 
     def attrs(self) -> dict[str, str]:
-        return {"bayeskit_class": type(self).__name__}
+        out = {"bayeskit_class": type(self).__name__, "bayeskit_markov": int(self.markov)}
+        if self.engine is not None:
+            out["bayeskit_engine"] = json.dumps(self.engine.settings())
+        return out
 
     def dim_names(self) -> dict[str, tuple[str, ...]]:
         """Names of each variable's dimensions after (chain, draw), e.g. {"x": ("time", "state")};
@@ -77,15 +98,11 @@ class Posterior(abc.ABC):
 
     def to_arviz(self):
         """An ArviZ ``InferenceData`` of this posterior."""
-        from ..diagnostics import arviz_bridge
-
-        return arviz_bridge.to_inference_data(self)
+        return registry.service("to_arviz")(self)
 
     def summary(self, **kwargs):
-        """DataFrame of mean, sd, interval, mcse, ess_bulk, ess_tail and r_hat per scalar."""
-        from ..diagnostics import arviz_bridge
-
-        return arviz_bridge.summary(self, **kwargs)
+        """DataFrame of mean, sd, interval, mcse, ess_bulk, ess_tail per scalar, and r_hat for Markov chains."""
+        return registry.service("summary")(self, **kwargs)
 
     def save(self, path) -> None:
         """Write the posterior to a netCDF file (ArviZ's layout, readable by `bk.load`)."""
@@ -112,7 +129,8 @@ class DrawsPosterior(Posterior):
         observed_keys: tuple[str, ...] = (),
         latent_sites: tuple[str, ...] | None = None,
         model=None,
-        engine: Mapping[str, Any] | None = None,
+        engine=None,
+        markov: bool = True,
     ):
         self.draws = {k: np.asarray(v) for k, v in draws.items()}
         shapes = {v.shape[:2] for v in self.draws.values()}
@@ -126,12 +144,35 @@ class DrawsPosterior(Posterior):
         self.observed_sites = tuple(self.observed_data)
         self.latent_sites = tuple(latent_sites) if latent_sites is not None else tuple(self.draws)
         self.model = model
-        self.engine = dict(engine or {})
+        from .engine import Engine
+
+        self.engine = engine if isinstance(engine, Engine) or engine is None else Engine.from_settings(engine)
+        self.markov = bool(markov)
+
+    @classmethod
+    def from_spec(cls, values, spec, *, model, engine, sample_stats=None, markov: bool = True, **extra):
+        """Assemble draws ``(chain, draw, ...)`` of a NumPyro model fitted to the data in ``spec`` (a
+        `ModelSpec`): observed and constant data, static settings and latent sites come from it."""
+        observed_keys = spec.observed_keys
+        return cls(
+            values,
+            sample_stats=sample_stats,
+            observed_data={s.name: spec.arrays[s.data_key] for s in spec.observed if s.data_key in spec.arrays},
+            constant_data={k: v for k, v in spec.arrays.items() if k not in observed_keys},
+            static_data=dict(spec.static),
+            observed_keys=observed_keys,
+            latent_sites=tuple(s.name for s in spec.latent),
+            model=model,
+            engine=engine,
+            markov=markov,
+            **extra,
+        )
 
     def __repr__(self) -> str:
         c, d = self.shape
         names = ", ".join(self.draws)
-        return f"DrawsPosterior({c} chains x {d} draws; {names}; engine={self.engine.get('engine')})"
+        engine = type(self.engine).__name__ if self.engine is not None else None
+        return f"{type(self).__name__}({c} chains x {d} draws; {names}; engine={engine})"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -156,7 +197,7 @@ class DrawsPosterior(Posterior):
         """The fit's model arguments less the observations."""
         return {**self.static_data, **self.constant_data}
 
-    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None) -> dict:
+    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None, **options) -> dict:
         """Posterior predictive draws of the observed and deterministic sites.
 
         ``new_data`` overrides the model arguments used in the fit (new inputs); the observed
@@ -165,6 +206,8 @@ class DrawsPosterior(Posterior):
         """
         from numpyro.infer import Predictive
 
+        if options:
+            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for {type(self).__name__}.predict")
         if self.model is None:
             raise ModelError(
                 "this posterior has no model attached (it was loaded from a file); "
@@ -198,7 +241,6 @@ class DrawsPosterior(Posterior):
     def attrs(self) -> dict[str, str]:
         return {
             **super().attrs(),
-            "bayeskit_engine": json.dumps(self.engine),
             "bayeskit_static_data": json.dumps(self.static_data),
             "bayeskit_observed_keys": json.dumps(list(self.observed_keys)),
             "bayeskit_latent_sites": json.dumps(list(self.latent_sites)),

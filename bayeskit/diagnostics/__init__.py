@@ -3,9 +3,15 @@
 All ArviZ calls live in `arviz_bridge`.
 """
 
+from ..core import registry as _registry
 from .arviz_bridge import bfmi, ess, mcse, rhat, summary, to_inference_data
-from .convergence import ConvergenceReport, check, warn_if_problems
+from .convergence import ConvergenceReport, after_fit, check, warn_if_problems
 from .plots import save_rank_plot, save_trace_plot
+
+# what `core` delegates to: summaries and ArviZ objects of any Posterior, checks after every fit
+_registry.provide("summary", summary)
+_registry.provide("to_arviz", to_inference_data)
+_registry.add_hook("after_fit", after_fit)
 
 __all__ = [
     "ConvergenceReport", "bfmi", "check", "ess", "mcse", "rhat", "save_rank_plot", "save_trace_plot",

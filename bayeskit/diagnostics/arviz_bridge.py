@@ -6,6 +6,8 @@ touches one file.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 
 import numpy as np
@@ -42,9 +44,12 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
         raise ConfigError(f"`kind` must be 'all', 'stats' or 'diagnostics', got {kind!r}")
     az = _arviz()
     idata = to_inference_data(posterior)
-    with warnings.catch_warnings():
+    markov = getattr(posterior, "markov", True)
+    with warnings.catch_warnings(), _quiet(not markov):
         warnings.simplefilter("ignore", UserWarning)  # "shape validation failed" for 1-chain posteriors
         table = az.summary(idata, kind=kind, hdi_prob=ci_prob, **kwargs)
+        if not markov:  # independent draws: R-hat compares Markov chains and means nothing here
+            table = table.drop(columns=[c for c in table.columns if c == "r_hat"])
         if interval == "eti" and kind != "diagnostics":
             # ArviZ's median-focused summary carries the equal-tailed interval; keep mean and sd.
             eti = az.summary(idata, kind="stats", hdi_prob=ci_prob, stat_focus="median", **kwargs)
@@ -55,6 +60,19 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
             for offset, col in enumerate(eti_cols):
                 table.insert(at + offset, col, eti[col])
     return table
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool):
+    """Silence ArviZ's logger (its R-hat "shape validation failed" notice for one chain of independent draws)."""
+    logger = logging.getLogger("arviz")
+    level = logger.level
+    if enabled:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def rhat(posterior) -> dict[str, np.ndarray]:

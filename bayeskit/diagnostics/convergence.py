@@ -62,7 +62,8 @@ def check(posterior) -> ConvergenceReport:
     return ConvergenceReport(max_rhat, worst, min_ess, divergences, chains * draws, chains, bfmi)
 
 
-def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport:
+def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport | None:
+    """Warn, with the numbers, when the Markov chains of a posterior show convergence problems."""
     report = check(posterior)
     if report.problems:
         warnings.warn(
@@ -71,3 +72,9 @@ def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport:
             stacklevel=stacklevel,
         )
     return report
+
+
+def after_fit(posterior, stacklevel: int = 3) -> None:
+    """Run after every `bk.fit` (a hook in `core.registry`): check the Markov chains of a sampler."""
+    if getattr(posterior, "markov", False) and getattr(posterior, "sample_stats", None):
+        warn_if_problems(posterior, stacklevel=stacklevel + 1)

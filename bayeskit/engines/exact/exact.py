@@ -3,7 +3,6 @@ type-II maximum likelihood of the hyperparameters."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import ClassVar
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError
+from ...core.model import MarginalLikelihood
 from ...core.optimise import run_steps
 from ...models.processes.process import ScaleMixtureProcess, check_data, hyperparameter_names, with_working_jitter
 from .posterior import ProcessPosterior
@@ -21,7 +21,6 @@ from .settings import MatrixFree
 CHOLESKY_MAX_N = 10_000  # "auto" switches to the matrix-free solver above this many points
 
 
-@dataclasses.dataclass(frozen=True)
 class Exact(Engine):
     """Exact posterior of a `ScaleMixtureProcess`, after fitting its hyperparameters.
 
@@ -42,9 +41,9 @@ class Exact(Engine):
     progress: bool = True
     solver: str | MatrixFree = "auto"
 
-    model_types: ClassVar[tuple[type, ...]] = (ScaleMixtureProcess,)
+    capability: ClassVar = MarginalLikelihood
 
-    def __post_init__(self):
+    def __check_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ConfigError(f"`steps` must be an int >= 1, got {self.steps!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):

@@ -20,7 +20,7 @@ import numpy as np
 from ...core.checks import check_int
 from ...core.engine import Engine
 from ...core.errors import ConfigError, InitializationError, ModelError, SamplingError
-from ...core.model import NumPyroModel, latent_values
+from ...core.model import NumPyroModel, NumPyroProgram, latent_values
 from ...core.posterior import DrawsPosterior
 from .progress import Progress
 
@@ -80,7 +80,6 @@ def _init_to_values(values: dict, radius: float):
     return strategy
 
 
-@dataclasses.dataclass(frozen=True)
 class _HMCFamily(Engine):
     chains: int = 4
     warmup: int = 1000
@@ -92,9 +91,9 @@ class _HMCFamily(Engine):
     initial_step_size: float = 1.0
     progress: bool = True
 
-    model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
+    capability: ClassVar = NumPyroProgram
 
-    def __post_init__(self):
+    def __check_init__(self):
         check_int("chains", self.chains)
         check_int("draws", self.draws)
         check_int("warmup", self.warmup, minimum=0)
@@ -259,7 +258,6 @@ class _HMCFamily(Engine):
         )
 
 
-@dataclasses.dataclass(frozen=True)
 class NUTS(_HMCFamily):
     """The No-U-Turn sampler (BlackJAX's multinomial, iterative NUTS) with Stan's warmup.
 
@@ -282,8 +280,7 @@ class NUTS(_HMCFamily):
 
     max_tree_depth: int = 10
 
-    def __post_init__(self):
-        super().__post_init__()
+    def __check_init__(self):
         check_int("max_tree_depth", self.max_tree_depth)
 
     def _kernel_settings(self):
@@ -304,7 +301,6 @@ class NUTS(_HMCFamily):
         return step, stats
 
 
-@dataclasses.dataclass(frozen=True)
 class HMC(_HMCFamily):
     """Hamiltonian Monte Carlo with about `num_steps` leapfrog steps per draw and Stan's warmup.
 
@@ -317,8 +313,7 @@ class HMC(_HMCFamily):
     num_steps: int = 16
     jitter: bool = True
 
-    def __post_init__(self):
-        super().__post_init__()
+    def __check_init__(self):
         check_int("num_steps", self.num_steps)
         if not isinstance(self.jitter, bool):
             raise ConfigError(f"`jitter` must be a bool, got {self.jitter!r}")

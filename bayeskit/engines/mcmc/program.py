@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...core.loop import chunk_length
 from ...core.model import latent_values
-from ...core.optimise import chunk_length
 from .adaptation import AdaptationState, stan_schedule, window_adaptation
 
 _CACHE: OrderedDict = OrderedDict()

@@ -11,7 +11,6 @@ pass it next time, or save it (`TrainedPFN.save`, `bk.pfn.load`).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from typing import ClassVar
@@ -20,14 +19,13 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError
-from ...core.model import NumPyroModel
+from ...core.model import DatasetPriorSource, NumPyroProgram
 
 
 class ContextWarning(UserWarning):
     """More context points than the network was trained for: its predictions are extrapolations."""
 
 
-@dataclasses.dataclass(frozen=True)
 class PFN(Engine):
     """Amortised inference with a prior-data fitted network.
 
@@ -46,9 +44,9 @@ class PFN(Engine):
     resume: bool = False
     progress: bool = True
 
-    model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
+    capability: ClassVar = (DatasetPriorSource, NumPyroProgram)
 
-    def __post_init__(self):
+    def __check_init__(self):
         from .training import TrainedPFN, Training
 
         if self.network is not None and not isinstance(self.network, (TrainedPFN, str, os.PathLike)):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError, SamplingError
-from ...models.state_space.base import StateSpaceModel
+from ...core.model import FeynmanKac
 from . import filter as smc_filter
 from . import resampling
 from .learning import Learn, standard_errors
@@ -53,7 +53,6 @@ def _check_int(name, value, low):
         raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
 
 
-@dataclasses.dataclass(frozen=True)
 class ParticleFilter(Engine):
     """A particle filter: bootstrap (default), guided (``proposal=``) or auxiliary (``auxiliary=True``
     for the look-ahead log g_{t+1}(E[x_{t+1} | x_t], y_{t+1}), or a function log η(x, y_next, t)).
@@ -73,9 +72,9 @@ class ParticleFilter(Engine):
     keep_particles: bool = True
     progress: bool = True
 
-    model_types: ClassVar[tuple[type, ...]] = (StateSpaceModel,)
+    capability: ClassVar = FeynmanKac
 
-    def __post_init__(self):
+    def __check_init__(self):
         _check_int("n_particles", self.n_particles, 2)
         _check_int("runs", self.runs, 1)
         resampling.get(self.resampling)
@@ -118,7 +117,6 @@ class ParticleFilter(Engine):
         return SMCPosterior(model, ys, observed, first, increments.sum(1), functional, self.settings())
 
 
-@dataclasses.dataclass(frozen=True)
 class PaRIS(ParticleFilter):
     """PaRIS smoothing of an additive functional E[h_init(x_0) + Σ_t h(x_t, x_{t+1}, t) | y] along a
     particle filter, with ``K`` backward draws per particle (``backward="exact"`` O(N²) per step,
@@ -143,8 +141,7 @@ class PaRIS(ParticleFilter):
     keep_particles: bool = False
     learn: Learn | None = None
 
-    def __post_init__(self):
-        super().__post_init__()
+    def __check_init__(self):
         _check_int("K", self.K, 1)
         if self.learn is not None and not isinstance(self.learn, Learn):
             raise ConfigError(f"`learn` must be a bk.smc.Learn(params=...), got {self.learn!r}")
@@ -235,7 +232,6 @@ def _run(model, proposal, ys, observed, keys, settings, extension):
     return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension, proposal=proposal))(keys)
 
 
-@dataclasses.dataclass(frozen=True)
 class ParticleGibbs(PaRIS):
     """PaRIS particle Gibbs: ``sweeps`` conditional-SMC sweeps of PaRIS, each frozen on a reference
     path traced back through the previous sweep's backward indices; the estimate averages the
@@ -255,8 +251,7 @@ class ParticleGibbs(PaRIS):
     resampling: str = "multinomial"
     ess_threshold: float = 1.0
 
-    def __post_init__(self):
-        super().__post_init__()
+    def __check_init__(self):
         _check_int("sweeps", self.sweeps, 1)
         _check_int("burn_in", self.burn_in, 0)
         if self.burn_in >= self.sweeps:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import ClassVar
 
@@ -12,13 +11,13 @@ import numpy as np
 
 from ...core.engine import Engine
 from ...core.errors import ConfigError
+from ...core.model import SparseClassifier
 from ...core.optimise import run_steps
 from ...models.processes import classification as clf
 from ...models.processes.process import hyperparameter_names
 from .posterior import ClassifierPosterior
 
 
-@dataclasses.dataclass(frozen=True)
 class SparseVariational(Engine):
     """Maximise the ELBO of a `ProcessClassifier` over q(u | σ²), q(σ²), the inducing inputs and the
     kernel hyperparameters, by Adam for ``steps`` steps.
@@ -38,9 +37,9 @@ class SparseVariational(Engine):
     fixed: tuple[str, ...] = ()
     progress: bool = True
 
-    model_types: ClassVar[tuple[type, ...]] = (clf.ProcessClassifier,)
+    capability: ClassVar = SparseClassifier
 
-    def __post_init__(self):
+    def __check_init__(self):
         for name in ("steps", "num_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

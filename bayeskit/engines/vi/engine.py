@@ -21,8 +21,8 @@ import numpy as np
 from ...core.checks import check_int
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
-from ...core.model import NumPyroModel
-from ...core.optimise import chunk_length
+from ...core.loop import chunk_length
+from ...core.model import NumPyroProgram
 from ...core.posterior import DrawsPosterior
 from . import estimators as est
 from .families import as_family
@@ -31,7 +31,6 @@ from .objectives import as_objective
 _PROGRAMS: OrderedDict = OrderedDict()  # compiled programs, least recently used first
 
 
-@dataclasses.dataclass(frozen=True)
 class VI(Engine):
     """Stochastic-gradient variational inference.
 
@@ -56,9 +55,9 @@ class VI(Engine):
     checkpoint: str | None = None
     resume: bool = False
 
-    model_types: ClassVar[tuple[type, ...]] = (NumPyroModel,)
+    capability: ClassVar = NumPyroProgram
 
-    def __post_init__(self):
+    def __check_init__(self):
         as_objective(self.objective)
         as_family(self.guide)
         check_int("steps", self.steps)
