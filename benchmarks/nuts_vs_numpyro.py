@@ -53,13 +53,14 @@ with warnings.catch_warnings():
 from measure import PeakRSS  # noqa: E402  (benchmarks/measure.py)
 
 import bayeskit as bk  # noqa: E402
+import bayeskit.core.cache  # noqa: E402, F401
 import bayeskit.core.fit  # noqa: E402, F401
+import bayeskit.core.loop  # noqa: E402, F401
 import bayeskit.diagnostics.arviz_bridge  # noqa: E402, F401
 import bayeskit.diagnostics.convergence  # noqa: E402, F401
 import bayeskit.engines.mcmc.adaptation  # noqa: E402, F401
 import bayeskit.engines.mcmc.hmc  # noqa: E402, F401
 import bayeskit.engines.mcmc.program  # noqa: E402, F401
-import bayeskit.engines.mcmc.progress  # noqa: E402, F401
 from bayeskit.datasets import posteriordb  # noqa: E402
 
 LIBS = ("bayeskit", "numpyro")

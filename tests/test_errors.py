@@ -89,10 +89,10 @@ def test_model_that_raises_is_reported():
         (dict(draws=0), "`draws` must be an int >= 1"),
         (dict(warmup=-1), "`warmup` must be an int >= 0"),
         (dict(chains=2.5), "`chains` must be an int"),
-        (dict(target_accept=1.2), "`target_accept` must be a float in"),
+        (dict(target_accept=1.2), r"`target_accept` must be a finite number in \(0, 1\)"),
         (dict(max_tree_depth=0), "`max_tree_depth` must be an int >= 1"),
         (dict(init="zeros"), "`init` must be one of"),
-        (dict(init_radius=0.0), "`init_radius` must be a positive"),
+        (dict(init_radius=0.0), "`init_radius` must be a finite number > 0"),
     ],
 )
 def test_engine_settings_are_checked(kwargs, match):

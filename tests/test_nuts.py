@@ -161,21 +161,20 @@ def test_interrupt_keeps_draws(normal_data, monkeypatch):
     from bayeskit.engines.mcmc import hmc
 
     engine = bk.NUTS(chains=2, warmup=40, draws=400, progress=True)
-    calls = {"n": 0}
-    real = hmc.Progress.update
+    real = hmc.Progress.update  # core.loop's bar, updated after every chunk
 
-    def interrupt_late(self, done, divergences=0):
-        calls["n"] += 1
-        real(self, done, divergences)
+    def interrupt_late(self, done, postfix=""):
+        real(self, done, postfix)
         if done >= 240:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(hmc.Progress, "update", interrupt_late)
-    with pytest.warns(UserWarning, match="interrupted after .* of 400 draws") as record:
+    with pytest.warns(UserWarning, match=r"interrupted after \d+ of 440 steps") as record:
         post = bk.fit(normal_mean_model, data=normal_data, engine=engine, seed=0)
     kept = post.shape[1]
     assert 150 <= kept < 400 and post.shape[0] == 2
-    assert any(f"interrupted after {kept} of 400" in str(w.message) for w in record)
+    # the count covers warmup (40 steps) and the draws kept
+    assert any(f"interrupted after {kept + 40} of 440 steps" in str(w.message) for w in record)
     assert np.isfinite(post.draws["mu"]).all()
 
 
@@ -185,13 +184,13 @@ def test_failure_part_way_keeps_draws(normal_data, monkeypatch):
 
     real = hmc.Progress.update
 
-    def fail_late(self, done, divergences=0):
-        real(self, done, divergences)
+    def fail_late(self, done, postfix=""):
+        real(self, done, postfix)
         if done >= 240:
             raise RuntimeError("disk full")
 
     monkeypatch.setattr(hmc.Progress, "update", fail_late)
-    expected = r"sampling failed after \d+ of 440 steps: RuntimeError: disk full"
+    expected = r"normal_mean_model failed after \d+ of 440 steps: RuntimeError: disk full"
     with pytest.raises(bk.SamplingError, match=expected) as err:
         bk.fit(normal_mean_model, data=normal_data, engine=bk.NUTS(chains=2, warmup=40, draws=400), seed=0)
     partial = err.value.partial

@@ -11,6 +11,7 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import bayeskit as bk
+    from bayeskit.core import cache
     from bayeskit.engines.mcmc import program
     from tests.conftest import normal_mean_model, normal_mean_posterior
 
@@ -23,7 +24,7 @@ SCRIPT = textwrap.dedent(
         assert program.shard_count(chains) == shards
         post = bk.fit(normal_mean_model, data={"sigma": sigma, "y": y},
                       engine=bk.NUTS(chains=chains, warmup=300, draws=500, progress=False), seed=0)
-        built = [p for p in program._CACHE.values() if p.shards == shards]
+        built = [p for p in cache._PROGRAMS.values() if isinstance(p, program.Program) and p.shards == shards]
         assert built, f"no program built for {shards} shards"
         mu = post.draws["mu"]
         assert mu.shape == (chains, 500)

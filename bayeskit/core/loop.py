@@ -6,7 +6,8 @@ that performs steps ``start … stop − 1`` (one compiled chunk, or a host loop
 back a `LoopResult`. Between chunks the host updates the bar and its postfix and may write a
 checkpoint. Then:
 
-* Ctrl-C returns what is done (``interrupted=True``, with a warning), or re-raises if nothing is;
+* Ctrl-C returns what is done (``interrupted=True``, with a warning), or re-raises if nothing is
+  (no chunk returned a record other than None);
 * ``advance`` raising `Stop` (e.g. a non-finite objective) ends the run there, with its state;
 * any other failure raises `SamplingError` whose ``partial`` is built from what was done.
 
@@ -88,7 +89,7 @@ class Progress:
                     self._bar.set_postfix_str(postfix, refresh=False)
                 self._bar.refresh()
                 return
-            if i > self._phase:  # a phase finished between two updates: show it complete
+            if i >= self._phase:  # a phase finished (at or between updates): show it complete
                 if i != self._phase:
                     self._open(i, name, steps)
                 self._bar.n = steps
@@ -151,7 +152,7 @@ def run(
                 records.append(stop_signal.record)
             result.state, result.done, result.stopped = stop_signal.state, stop_signal.done, stop_signal
         except KeyboardInterrupt:
-            if not records:
+            if all(r is None for r in records):  # nothing kept yet (a record of None keeps nothing)
                 raise
             result.interrupted = True
             warnings.warn(f"interrupted after {done - start} of {total - start} {what}; returning what was done",

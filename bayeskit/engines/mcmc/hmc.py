@@ -9,7 +9,6 @@ model's deterministic sites and the sampler's statistics.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -17,28 +16,32 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...core.checks import check_int
+from ...core import seeds
+from ...core.checks import check_bool, check_choice, check_int, check_positive, check_probability
 from ...core.engine import Engine
-from ...core.errors import ConfigError, InitializationError, ModelError, SamplingError
+from ...core.errors import ConfigError, InitializationError, ModelError
+from ...core.loop import Progress, run  # noqa: F401 (Progress: the bar tests patch to interrupt a run)
 from ...core.model import NumPyroModel, NumPyroProgram, latent_values
+from ...core.module import Module
 from ...core.posterior import DrawsPosterior
-from .progress import Progress
 
 INIT_KINDS = ("uniform", "median", "sample")
 
 
-def _positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"`{name}` must be a positive finite number, got {value!r}")
+class InitStrategy(Module, pytree=False):
+    """Where chains start: NumPyro's init strategies, with user values passed as arrays.
 
-
-@dataclasses.dataclass(frozen=True)
-class InitStrategy:
-    """Where chains start: NumPyro's init strategies, with user values passed as arrays."""
+    ``kind`` is one of `INIT_KINDS` or ``"values"`` (``values``: constrained values by site name,
+    other sites uniform in ``[-radius, radius]``, unconstrained).
+    """
 
     kind: str
     radius: float
     values: dict
+
+    def __check_init__(self):
+        check_choice("init", self.kind, (*INIT_KINDS, "values"))
+        check_positive("init_radius", self.radius)
 
     @property
     def key(self):
@@ -97,19 +100,17 @@ class _HMCFamily(Engine):
         check_int("chains", self.chains)
         check_int("draws", self.draws)
         check_int("warmup", self.warmup, minimum=0)
-        if not (isinstance(self.target_accept, float) and 0.0 < self.target_accept < 1.0):
-            raise ConfigError(f"`target_accept` must be a float in (0, 1), got {self.target_accept!r}")
-        if not isinstance(self.dense_mass, bool):
-            raise ConfigError(f"`dense_mass` must be a bool, got {self.dense_mass!r}")
-        if not (isinstance(self.init, Mapping) or self.init in INIT_KINDS):
+        check_probability("target_accept", self.target_accept)
+        check_bool("dense_mass", self.dense_mass)
+        if not isinstance(self.init, Mapping) and self.init not in INIT_KINDS:
+            # check_choice's wording, plus the dict form it cannot know about
             raise ConfigError(
                 f"`init` must be one of {', '.join(map(repr, INIT_KINDS))} or a dict of initial values, "
                 f"got {self.init!r}"
             )
-        _positive_float("init_radius", self.init_radius)
-        _positive_float("initial_step_size", self.initial_step_size)
-        if not isinstance(self.progress, bool):
-            raise ConfigError(f"`progress` must be a bool, got {self.progress!r}")
+        check_positive("init_radius", self.init_radius)
+        check_positive("initial_step_size", self.initial_step_size)
+        check_bool("progress", self.progress)
 
     # -- what subclasses provide -------------------------------------------------------------
     def kernel(self):
@@ -117,14 +118,16 @@ class _HMCFamily(Engine):
         and ``stats(info) -> dict`` of per-draw statistics."""
         raise NotImplementedError
 
-    def _kernel_settings(self) -> tuple:
-        return ()
+    #: Settings left out of `compile_key` beyond the runtime ones: ``chains`` only changes array
+    #: shapes (one Program serves every chain count), and the start is keyed by `InitStrategy.key`
+    #: (kind, radius, shapes of the values), so new initial values reuse the compiled program.
+    keyed_elsewhere: ClassVar[tuple[str, ...]] = ("chains", "init", "init_radius")
 
     def compile_key(self) -> tuple:
-        """Settings that change the compiled program (chains only change array shapes)."""
-        return (
-            type(self).__name__, self.warmup, self.draws, self.target_accept, self.dense_mass,
-            self.initial_step_size, *self._kernel_settings(),
+        """Settings that change the compiled program: `Engine.compile_key` less `keyed_elsewhere`."""
+        return tuple(
+            item for item in super().compile_key()
+            if not (isinstance(item, tuple) and item[0] in self.keyed_elsewhere)
         )
 
     def settings(self) -> dict:
@@ -158,7 +161,7 @@ class _HMCFamily(Engine):
 
         # Per-chain keys and start candidates come from the seed through NumPy's SeedSequence:
         # pure in the seed, and no random-number program to compile before sampling starts.
-        init_seq, run_seq = np.random.SeedSequence(np.asarray(key).tolist()).spawn(2)
+        init_seq, run_seq = seeds.seed_sequence(key).spawn(2)
         state = self._start(program, init_seq, model, spec, strategy)
         return self._run(program, state, _raw_keys(run_seq, self.chains), model, spec)
 
@@ -193,69 +196,45 @@ class _HMCFamily(Engine):
         return state
 
     def _run(self, program, state, chain_keys, model, spec) -> DrawsPosterior:
+        """Warmup then sampling, one compiled chunk of ``program.chunk_len`` steps per call of
+        ``advance``; each chunk's record is the kept (post-warmup) draws and statistics, or None."""
         import jax
 
         total, L = self.warmup + self.draws, program.chunk_len
-        kept: list = []
-        divergences = 0
-        done = 0
-        interrupted = None
-        with Progress(self.warmup, self.draws, self.chains, self.progress, desc=model.name) as bar:
-            bar.update(0)  # open the first bar now, so its clock includes compiling
-            try:
-                for start in range(0, total, L):
-                    idx = np.arange(start, start + L)
-                    active = idx < total
-                    safe = np.minimum(idx, total - 1)
-                    xs = (
-                        idx.astype(np.int32),
-                        program.stage[safe],
-                        program.window_end[safe] & active,
-                        active,
-                    )
-                    state, out = program.chunk(state, chain_keys, xs, spec.arrays)
-                    out = jax.device_get(out)
-                    keep = active & (idx >= self.warmup)
-                    if keep.any():
-                        part = jax.tree.map(lambda a, keep=keep: a[:, keep], out)
-                        kept.append(part)
-                        divergences += int(np.sum(part[1]["diverging"]))
-                    done = min(start + L, total)
-                    bar.update(done, divergences)
-            except KeyboardInterrupt as exc:
-                interrupted = exc
-            except Exception as exc:
-                partial = self._posterior(kept, model, spec) if kept else None
-                raise SamplingError(
-                    f"sampling failed after {done} of {total} steps: {type(exc).__name__}: {exc}", partial
-                ) from exc
-        if interrupted is not None:
-            if not kept:
-                raise interrupted
-            n = sum(p[1]["diverging"].shape[1] for p in kept)
-            warnings.warn(
-                f"interrupted after {n} of {self.draws} draws per chain; returning the draws made so far",
-                stacklevel=3,
-            )
+
+        def advance(state, start, stop):
+            idx = np.arange(start, start + L)  # the compiled chunk has L steps: pad the last one
+            active = idx < stop
+            safe = np.minimum(idx, total - 1)
+            xs = (idx.astype(np.int32), program.stage[safe], program.window_end[safe] & active, active)
+            state, out = program.chunk(state, chain_keys, xs, spec.arrays)
+            out = jax.device_get(out)  # waits for the chunk: the bar shows steps done, not dispatched
+            keep = active & (idx >= self.warmup)
+            return state, (jax.tree.map(lambda a: a[:, keep], out) if keep.any() else None)
+
+        def postfix(records, done):
+            if done <= self.warmup:
+                return f"{self.chains} chains"
+            divergences = sum(int(np.sum(r[1]["diverging"])) for r in records if r is not None)
+            return f"{self.chains} chains, {divergences} divergences"
+
+        def partial(state, records, done):
+            kept = [r for r in records if r is not None]
+            return self._posterior(kept, model, spec) if kept else None
+
+        result = run(
+            advance, state, total=total, chunk=L, progress=self.progress, desc=model.name,
+            phases=[("warmup", self.warmup), ("sampling", self.draws)], postfix=postfix, partial=partial,
+        )
+        kept = [r for r in result.records if r is not None]
+        if not kept:  # interrupted during warmup: there are no draws to return
+            raise KeyboardInterrupt
         return self._posterior(kept, model, spec)
 
     def _posterior(self, kept, model, spec) -> DrawsPosterior:
         values = {k: np.concatenate([p[0][k] for p in kept], axis=1) for k in kept[0][0]}
         stats = {k: np.concatenate([p[1][k] for p in kept], axis=1) for k in kept[0][1]}
-        observed = {s.name: spec.arrays[s.data_key] for s in spec.observed if s.data_key in spec.arrays}
-        observed_keys = spec.observed_keys
-        constant = {k: v for k, v in spec.arrays.items() if k not in observed_keys}
-        return DrawsPosterior(
-            values,
-            sample_stats=stats,
-            observed_data=observed,
-            constant_data=constant,
-            static_data=dict(spec.static),
-            observed_keys=observed_keys,
-            latent_sites=tuple(s.name for s in spec.latent),
-            model=model,
-            engine=self.settings(),
-        )
+        return DrawsPosterior.from_spec(values, spec, model=model, engine=self, sample_stats=stats, markov=True)
 
 
 class NUTS(_HMCFamily):
@@ -282,9 +261,6 @@ class NUTS(_HMCFamily):
 
     def __check_init__(self):
         check_int("max_tree_depth", self.max_tree_depth)
-
-    def _kernel_settings(self):
-        return (self.max_tree_depth,)
 
     def kernel(self):
         import blackjax
@@ -315,11 +291,7 @@ class HMC(_HMCFamily):
 
     def __check_init__(self):
         check_int("num_steps", self.num_steps)
-        if not isinstance(self.jitter, bool):
-            raise ConfigError(f"`jitter` must be a bool, got {self.jitter!r}")
-
-    def _kernel_settings(self):
-        return (self.num_steps, self.jitter)
+        check_bool("jitter", self.jitter)
 
     def kernel(self):
         import blackjax

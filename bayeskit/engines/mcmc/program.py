@@ -1,10 +1,11 @@
 """The compiled sampler: initialisation, and one loop body for warmup and sampling.
 
 A `Program` is built once per (model function, static data, data shapes, engine
-settings) and cached, so a second fit of the same model with same-shaped data
-compiles nothing. The loop runs in fixed-length chunks
-of steps: between chunks the host updates the progress bar and keeps what is
-done, so an interrupted run loses nothing already sampled.
+settings, start strategy, shards) and kept in the shared program cache (`core.cache`),
+so a second fit of the same model with same-shaped data compiles nothing. The run
+(`core.loop.run`) calls it in fixed-length chunks of steps: between chunks the host
+updates the progress bar and keeps what is done, so an interrupted run loses nothing
+already sampled.
 
 Chains are batched with ``vmap``; with several devices the batch is split over them
 with ``shard_map`` (chains run independently, so no cross-device traffic).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import jax
@@ -22,12 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ...core.cache import cached, program_key
 from ...core.loop import chunk_length
 from ...core.model import latent_values
 from .adaptation import AdaptationState, stan_schedule, window_adaptation
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 32
 INIT_BATCH = 8  # start candidates tried at once per chain
 INIT_TRIES = 104  # at most this many per chain (NumPyro tries 100)
 
@@ -51,20 +50,12 @@ class Program:
 
 
 def get_program(model, spec, engine, init_strategy, shards: int) -> Program:
-    try:
-        # Array shapes are part of the key: the unconstrained layout (dim, unravel) depends on them.
-        key = (model.fn, spec.static, spec.array_signature(), engine.compile_key(), init_strategy.key, shards)
-        hash(key)
-    except TypeError:  # an unhashable model callable: build without caching
-        return _build(model, spec, engine, init_strategy, shards)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    program = _build(model, spec, engine, init_strategy, shards)
-    _CACHE[key] = program
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return program
+    """The Program for this model, static data, array layout, engine settings, start and shards
+    (built on first use; `core.cache` keeps it)."""
+    # Array shapes are part of the key: the unconstrained layout (dim, unravel) depends on them.
+    key = program_key("mcmc", model, static=spec.static, arrays=spec.arrays, engine=engine,
+                      extra=(init_strategy.key, shards))
+    return cached(key, lambda: _build(model, spec, engine, init_strategy, shards))
 
 
 def _build(model, spec, engine, init_strategy, shards: int) -> Program:
