@@ -160,9 +160,9 @@ def run(
         except BayeskitError:
             raise
         except Exception as exc:
-            if partial is None:
+            if partial is None or not records:  # nothing done yet: the original error says most
                 raise
-            kept = partial(state, records, done) if records else None
+            kept = partial(state, records, done)
             raise SamplingError(f"{desc or 'the run'} failed after {done} of {total} {what}: "
                                 f"{type(exc).__name__}: {exc}", kept) from exc
     return result

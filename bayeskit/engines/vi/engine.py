@@ -1,34 +1,32 @@
 """`bk.VI`: variational inference on NumPyro models with programmable objectives and per-choice
 gradient estimators.
 
-The optimisation runs as compiled chunks of steps (`lax.scan`): between chunks the host updates
-the progress bar and, when asked, writes a checkpoint. A step whose objective or gradient is not
-finite stops the run: the state after the last finite step is kept and returned with the error.
+The optimisation runs as compiled chunks of steps (`lax.scan`) driven by `core.loop.run`: between
+chunks the host updates the progress bar and, when asked, writes a checkpoint. A step whose
+objective or gradient is not finite stops the run: the state before that step's parameters were
+last finite is recomputed and returned with the error.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import pickle
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ...core.checks import check_int
+from ...core import loop
+from ...core.cache import cached, program_key
+from ...core.checks import check_bool, check_checkpoint, check_int, check_positive
 from ...core.engine import Engine
-from ...core.errors import ConfigError, SamplingError
-from ...core.loop import chunk_length
+from ...core.errors import ConfigError, ModelError, SamplingError
 from ...core.model import NumPyroProgram
-from ...core.posterior import DrawsPosterior
+from ...core.posterior import DrawsPosterior, check_n
+from ...core.seeds import as_key
 from . import estimators as est
 from .families import as_family
 from .objectives import as_objective
-
-_PROGRAMS: OrderedDict = OrderedDict()  # compiled programs, least recently used first
 
 
 class VI(Engine):
@@ -40,8 +38,9 @@ class VI(Engine):
     random choice of the guide is differentiated: None (reparameterised where possible, else
     REINFORCE with a running baseline), one of "reparam", "reinforce", "enum", "mvd" for all, or a
     dict site -> estimator. ``optimizer``: an optax optimizer (default Adam(``learning_rate``)).
-    ``draws``: posterior draws taken from the fitted guide. ``checkpoint``: a file the state is
-    written to every chunk of steps; ``resume=True`` continues from it.
+    ``steps``: optimisation steps. ``draws``: posterior draws taken from the fitted guide.
+    ``checkpoint``: a file the state is written to every chunk of steps; ``resume=True`` continues
+    from it (or starts afresh when it does not exist yet).
     """
 
     objective: Callable | str = "elbo"
@@ -56,68 +55,73 @@ class VI(Engine):
     resume: bool = False
 
     capability: ClassVar = NumPyroProgram
+    # the number of steps and of draws change no compiled program
+    runtime_fields: ClassVar[tuple[str, ...]] = ("progress", "checkpoint", "resume", "steps", "draws")
 
     def __check_init__(self):
         as_objective(self.objective)
         as_family(self.guide)
         check_int("steps", self.steps)
         check_int("draws", self.draws)
-        if not (isinstance(self.learning_rate, (int, float)) and not isinstance(self.learning_rate, bool)
-                and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ConfigError(f"`learning_rate` must be a positive number, got {self.learning_rate!r}")
-        if self.estimator is not None and not isinstance(self.estimator, Mapping):
-            est.as_estimator(self.estimator, "*")
+        check_positive("learning_rate", self.learning_rate)
+        check_bool("progress", self.progress)
+        check_checkpoint(self.checkpoint, self.resume)
         if isinstance(self.estimator, Mapping):
             for site, value in self.estimator.items():
                 est.as_estimator(value, site)
-        if self.resume and not self.checkpoint:
-            raise ConfigError("`resume=True` needs `checkpoint=` (the file to resume from)")
+        elif self.estimator is not None:
+            est.as_estimator(self.estimator, "*")
 
-    def _estimators(self):
-        return est.chooser(self.estimator)
+    def compile_key(self) -> tuple:
+        """The settings that change the compiled program: objective, family, estimators, optimizer
+        (an unhashable one, or an unhashable guide, leaves the program uncached)."""
+        estimator = self.estimator
+        if isinstance(estimator, Mapping):
+            estimator = tuple(sorted((k, est.as_estimator(v, k)) for k, v in estimator.items()))
+        elif estimator is not None:
+            estimator = est.as_estimator(estimator, "*")
+        return (type(self).__name__, as_objective(self.objective), as_family(self.guide), estimator,
+                self.optimizer, self.learning_rate)
 
-    def fit(self, model, data, key) -> DrawsPosterior:
+    def fit(self, model, data, key) -> VIPosterior:
         import jax
 
         spec = model.inspect(data)
         family = as_family(self.guide)
-        objective = as_objective(self.objective)
-        estimators = self._estimators()
         # a compiled program is reused by later fits of the same model, guide, objective, estimators,
         # optimizer and data layout: refitting compiles nothing
-        estimator_key = tuple(sorted(self.estimator.items())) if isinstance(self.estimator, Mapping) else self.estimator
-        cache_key = (model.fn, family, objective, estimator_key, self.optimizer, self.learning_rate, spec.static,
-                     spec.array_signature())
-        try:
-            hash(cache_key)
-        except TypeError:  # an unhashable model, guide or optimizer: build without caching
-            cache_key = None
-        program = _PROGRAMS.get(cache_key) if cache_key is not None else None
-        if program is not None:
-            _PROGRAMS.move_to_end(cache_key)
-        guide_fn = program.guide_fn if program else (family.build(model.fn) if hasattr(family, "build") else family)
-        reverse_fn = getattr(family, "reverse", None)
+        program = cached(program_key("vi", model, static=spec.static, arrays=spec.arrays, engine=self),
+                         lambda: _Program(as_objective(self.objective), model.fn, family,
+                                          est.chooser(self.estimator), _optimizer(self)))
+        guide_fn, reverse_fn = program.guide_fn, program.reverse_fn
         if isinstance(self.estimator, Mapping):
             unknown = set(self.estimator) - {s.name for s in spec.latent} - _guide_sites(guide_fn, spec, key)
             if unknown:
                 raise ConfigError(f"`estimator` names site {sorted(unknown)[0]!r}, which the guide does not sample")
         key_init, key_run, key_draw = jax.random.split(key, 3)
         sites = _param_sites(model.fn, guide_fn, reverse_fn, spec, key_init)
-        state = _initial_state(sites, self)
-        if program is None:
-            program = _Program(objective, model.fn, guide_fn, reverse_fn, spec, estimators, sites, _optimizer(self))
-            if cache_key is not None:
-                _PROGRAMS[cache_key] = program
-                if len(_PROGRAMS) > 16:
-                    _PROGRAMS.popitem(last=False)
-        state, history, bad = program.run(state, key_run, self, spec.arrays)
-        post = _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
-        if bad is not None:
-            last = ", the last with a finite objective" if state.step < bad else ""
+        state, previous = _initial_state(sites, self)
+        program.prepare(spec, sites)
+
+        def posterior(state, history):
+            return _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
+
+        result = program.run(state, key_run, self, spec.arrays, previous,
+                             partial=lambda state, records, done: posterior(state, _history(previous, records)))
+        history = _history(previous, result.records)
+        post = posterior(result.state, history)
+        if result.stopped is not None:
+            bad, step = len(history), result.state.step  # the history holds steps 0 .. bad - 1
+            last = ", the last with a finite objective" if step < bad else ""
             raise SamplingError(f"the objective or its gradient was not finite at step {bad}: the run stopped there "
-                                f"and kept the parameters of step {state.step}{last} (error.partial); lower the "
+                                f"and kept the parameters of step {step}{last} (error.partial); lower the "
                                 f"learning rate or check the model", partial=post)
         return post
+
+
+def _history(previous: np.ndarray, records: list) -> np.ndarray:
+    """The objective per step: the steps before a resume, then what each chunk recorded."""
+    return np.concatenate([previous, *records], dtype=float)
 
 
 def _guide_sites(guide_fn, spec, key) -> set:
@@ -158,16 +162,17 @@ def _constrain(sites, unconstrained):
     return {k: biject_to(sites[k][1])(v) for k, v in unconstrained.items()}
 
 
-@dataclasses.dataclass
-class _State:
+class _State(NamedTuple):
+    """The optimiser's state after ``step`` steps (unconstrained parameters, as optax sees them)."""
+
     unconstrained: dict
     opt_state: object
-    baseline: object
+    baseline: object  # the running REINFORCE baseline
     step: int
-    history: list
 
 
-def _initial_state(sites, engine) -> _State:
+def _initial_state(sites, engine) -> tuple[_State, np.ndarray]:
+    """(state, objective per step before it): from the checkpoint when resuming, else step 0."""
     import jax
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
@@ -175,11 +180,12 @@ def _initial_state(sites, engine) -> _State:
     if engine.resume and os.path.exists(engine.checkpoint):
         with open(engine.checkpoint, "rb") as f:
             saved = pickle.load(f)
-        return _State(jax.tree_util.tree_map(jnp.asarray, saved["unconstrained"]),
-                      jax.tree_util.tree_map(jnp.asarray, saved["opt_state"]), jnp.asarray(saved["baseline"]),
-                      saved["step"], list(saved["history"]))
+        state = _State(jax.tree_util.tree_map(jnp.asarray, saved["unconstrained"]),
+                       jax.tree_util.tree_map(jnp.asarray, saved["opt_state"]), jnp.asarray(saved["baseline"]),
+                       int(saved["step"]))
+        return state, np.asarray(saved["history"], dtype=float).reshape(-1)
     unconstrained = {k: biject_to(c).inv(v) for k, (v, c) in sites.items()}
-    return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0, [])
+    return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0), np.zeros(0)
 
 
 def _optimizer(engine):
@@ -189,16 +195,27 @@ def _optimizer(engine):
 
 
 class _Program:
-    """The compiled chunk of optimisation steps."""
+    """The guide of one model and family, and the compiled chunk of optimisation steps for one
+    objective, estimators, optimizer and data layout (cached: `core.cache`)."""
 
-    def __init__(self, objective, model_fn, guide_fn, reverse_fn, spec, estimators, sites, optimizer):
+    def __init__(self, objective, model_fn, family, estimators, optimizer):
+        self.objective, self.model_fn, self.estimators, self.optimizer = objective, model_fn, estimators, optimizer
+        self.guide_fn = family.build(model_fn) if hasattr(family, "build") else family
+        self.reverse_fn = getattr(family, "reverse", None)
+        self._chunk = None
+
+    def prepare(self, spec, sites) -> None:
+        """Define the compiled chunk (once): ``sites`` gives the parameters' constraints."""
+        if self._chunk is not None:
+            return
         import jax
         import jax.numpy as jnp
         from numpyro import handlers
 
         from .runtime import surrogate
 
-        self.guide_fn = guide_fn
+        objective, model_fn, guide_fn, reverse_fn = self.objective, self.model_fn, self.guide_fn, self.reverse_fn
+        estimators, optimizer = self.estimators, self.optimizer
         static = dict(spec.static)
         g_tr = handlers.trace(handlers.seed(guide_fn, 0)).get_trace(**spec.kwargs())
         baselines = [v for v in _all_estimators(estimators, g_tr) if isinstance(v, est.Reinforce)]
@@ -211,10 +228,12 @@ class _Program:
 
         def step(carry, key, arrays):
             u, opt_state, baseline, bad, count = carry
+            # step t's key is fold_in(key, t): a resumed or replayed run repeats the uninterrupted one exactly
+            key_t = jax.random.fold_in(key, count)
 
             def loss(u):
                 total, value = surrogate(objective, model_fn, guide_fn, {**static, **arrays}, constrain(u),
-                                         key, estimators, baseline if running else fixed, reverse_fn)
+                                         key_t, estimators, baseline if running else fixed, reverse_fn)
                 return -total, value
 
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(u)
@@ -222,86 +241,56 @@ class _Program:
             new_u = jax.tree_util.tree_map(lambda a, b: a + b, u, updates)
             new_baseline = decay * baseline + (1 - decay) * value if running else baseline
             # one reduction flags a non-finite gradient (NaN and inf survive a sum); the step keeps
-            # no copy of the previous state: on a failure the host replays the chunk (`run`)
+            # no copy of the previous state: on a failure the host replays the chunk (`_replay`)
             finite = jnp.isfinite(value + sum((jnp.sum(g) for g in jax.tree_util.tree_leaves(grads)), 0.0))
             bad = jnp.where((bad < 0) & ~finite, count, bad)
             return (new_u, new_opt, new_baseline, bad, count + 1), value
 
-        def chunk(carry, keys, arrays):
-            return jax.lax.scan(lambda c, k: step(c, k, arrays), carry, keys)
+        def chunk(carry, key, arrays, length):
+            return jax.lax.scan(lambda c, _: step(c, key, arrays), carry, None, length=length)
 
-        self._chunk = jax.jit(chunk)
+        self._chunk = jax.jit(chunk, static_argnames="length")
 
-    def run(self, state: _State, key, engine, arrays):
-        """Run the remaining steps in compiled chunks: (state, history, None), or on a non-finite
-        step b: (the state of step b − 1, the history up to it, b)."""
-        from tqdm.auto import tqdm
+    def _advance(self, state: _State, key, arrays, length: int):
+        import jax.numpy as jnp
 
-        total = engine.steps
-        length = chunk_length(total)
-        history = list(state.history)
-        start = state.step
+        carry = (state.unconstrained, state.opt_state, state.baseline, jnp.asarray(-1), jnp.asarray(state.step))
+        carry, values = self._chunk(carry, key, arrays, length=length)
+        return _State(*carry[:3], state.step + length), int(carry[3]), np.asarray(values, dtype=float)
+
+    def run(self, state: _State, key, engine, arrays, previous: np.ndarray, partial) -> loop.LoopResult:
+        """Run steps ``state.step … engine.steps − 1`` in compiled chunks (`core.loop.run`). On a
+        non-finite step b the run stops (``result.stopped``) with the state before step b − 1, the
+        last whose objective was finite, and the records of steps up to b − 1."""
         starts = [state]  # the states the last two chunks started from: a failure replays from one
-        with tqdm(total=total, initial=start, desc="VI", disable=not engine.progress, dynamic_ncols=True) as bar:
-            while start < total:
-                stop = min(start + length, total)
-                carry, values = self._chunk(self._carry(state), self._keys(key, start, stop), arrays)
-                values = np.asarray(values)
-                bad = int(carry[3])
-                if bad >= 0:
-                    history.extend(values[:bad - start].tolist())
-                    return self._replay(starts, max(bad - 1, 0), key, arrays, history), history, bad
-                history.extend(values.tolist())
-                bar.update(stop - start)
-                bar.set_postfix_str(f"objective {np.mean(values[-max(1, len(values) // 2):]):.3f}", refresh=False)
-                start = stop
-                state = _State(*carry[:3], start, history)
-                starts = [starts[-1], state]
-                if engine.checkpoint:
-                    _save_checkpoint(engine.checkpoint, state)
-        return state, history, None
 
-    @staticmethod
-    def _carry(state: _State):
-        import jax.numpy as jnp
+        def advance(state, start, stop):
+            new, bad, values = self._advance(state, key, arrays, stop - start)
+            if bad >= 0:
+                kept = self._replay(starts, max(bad - 1, 0), key, arrays)
+                raise loop.Stop(kept, kept.step, values[:bad - start], f"not finite at step {bad}")
+            starts[:] = [starts[-1], new]
+            return new, values
 
-        return (state.unconstrained, state.opt_state, state.baseline, jnp.asarray(-1), jnp.asarray(state.step))
+        def on_chunk(state, done, records):
+            if engine.checkpoint:
+                _save_checkpoint(engine.checkpoint, state, _history(previous, records))
 
-    @staticmethod
-    def _keys(key, start, stop):
-        import jax.numpy as jnp
+        def postfix(records, done):
+            values = records[-1]
+            return f"objective {np.mean(values[-max(1, len(values) // 2):]):.3f}"
 
-        # step t's key is fold_in(key, t): a resumed or replayed run repeats the uninterrupted one exactly
-        return _step_keys(key, jnp.arange(start, stop))
+        return loop.run(advance, state, total=engine.steps, start=state.step, progress=engine.progress, desc="VI",
+                        postfix=postfix, on_chunk=on_chunk, partial=partial)
 
-    def _replay(self, starts, target, key, arrays, history) -> _State:
+    def _replay(self, starts, target, key, arrays) -> _State:
         """The state before step `target`, recomputed from the latest chunk start at or before it
         (the same keys and the same compiled step: bit for bit the state the run passed through)."""
         # (a run resumed from a checkpoint and failing at once has nothing earlier: it keeps its start)
         origin = next((s for s in reversed(starts) if s.step <= target), starts[0])
         if origin.step >= target:
-            return dataclasses.replace(origin, history=history)
-        carry, _ = self._chunk(self._carry(origin), self._keys(key, origin.step, target), arrays)
-        return _State(*carry[:3], target, history)
-
-
-def _fold_in_steps(key, steps):
-    import jax
-
-    return jax.vmap(lambda t: jax.random.fold_in(key, t))(steps)
-
-
-def _step_keys(key, steps):
-    """Step t's key: fold_in(key, t) (compiled once, not per chunk)."""
-    global _STEP_KEYS
-    if _STEP_KEYS is None:
-        import jax
-
-        _STEP_KEYS = jax.jit(_fold_in_steps)
-    return _STEP_KEYS(key, steps)
-
-
-_STEP_KEYS = None
+            return origin
+        return self._advance(origin, key, arrays, target - origin.step)[0]
 
 
 def _all_estimators(estimators, guide_trace):
@@ -309,35 +298,70 @@ def _all_estimators(estimators, guide_trace):
             if s["type"] == "sample" and not s.get("is_observed", False)]
 
 
-def _save_checkpoint(path, state: _State):
+def _save_checkpoint(path, state: _State, history: np.ndarray):
     import jax
 
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         pickle.dump({"unconstrained": jax.tree_util.tree_map(np.asarray, state.unconstrained),
                      "opt_state": jax.tree_util.tree_map(np.asarray, state.opt_state),
-                     "baseline": np.asarray(state.baseline), "step": state.step, "history": state.history}, f)
+                     "baseline": np.asarray(state.baseline), "step": state.step, "history": history}, f)
     os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint
 
 
 class VIPosterior(DrawsPosterior):
-    """Draws from the fitted guide (one chain), with ``params`` (the fitted parameters, constrained),
-    ``objective_trace`` (the objective per step) and ``guide`` (the NumPyro guide function)."""
+    """Draws from the fitted guide (one chain of independent draws), with ``params`` (the fitted
+    parameters, constrained: the guide's and the model's own), ``objective_trace`` (the objective
+    per step), ``guide`` (the NumPyro guide function) and ``reverse`` (a hierarchical family's
+    reverse model, or None). ``data`` are the model arguments of the fit (observations included)."""
+
+    def __init__(self, draws, *, params: Mapping, objective_trace, guide, reverse=None,
+                 data: Mapping | None = None, markov: bool = False, **kwargs):
+        super().__init__(draws, markov=markov, **kwargs)
+        self.params = dict(params)
+        self.objective_trace = np.asarray(objective_trace)
+        self.guide, self.reverse = guide, reverse
+        self._data = dict(data) if data is not None else self.model_kwargs()
 
     def __repr__(self):
         last = self.objective_trace[-1] if len(self.objective_trace) else float("nan")
         return f"VIPosterior({self.shape[1]} draws; {', '.join(self.draws)}; objective {last:.4f})"
+
+    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None, **options) -> dict:
+        """Posterior predictive draws of the observed and deterministic sites, as for any
+        `DrawsPosterior`, with the model's own parameters (``numpyro.param`` sites: a decoder's
+        weights) at their fitted values."""
+        from numpyro.infer import Predictive
+
+        if options:
+            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for {type(self).__name__}.predict")
+        if self.model is None:
+            raise ModelError("this posterior has no model attached; use bk.load(path, model=model) to predict")
+        kwargs = self.model_kwargs()
+        if new_data is not None:
+            if not isinstance(new_data, Mapping):
+                raise ConfigError(f"`new_data` must be a dict of model arguments, got {type(new_data).__name__}")
+            static, arrays = self.model.split_data(new_data)
+            kwargs.update(dict(static))
+            kwargs.update(arrays)
+        for k in self.observed_keys:
+            kwargs[k] = None  # the model simulates what it observed in the fit
+        if n is None:
+            c, d = self.shape
+            latent = {k: self.draws[k].reshape((c * d,) + self.draws[k].shape[2:]) for k in self.latent_sites}
+        else:
+            latent = {k: v for k, v in self.sample(n, seed).items() if k in self.latent_sites}
+        out = Predictive(self.model.fn, posterior_samples=latent, params=self.params)(as_key(seed), **kwargs)
+        return {k: np.asarray(v) for k, v in out.items() if k not in latent}
 
     def evaluate(self, objective="elbo", n: int = 10_000, seed=0) -> tuple[float, float]:
         """(mean, standard error) of ``n`` independent runs of an objective program at the fitted
         parameters: e.g. ``post.evaluate(bk.vi.iwelbo(100))`` for a tight bound on log p(x)."""
         import jax
 
-        from ...core.posterior import _check_n
-        from ...core.seeds import as_key
         from .runtime import evaluate
 
-        n = _check_n(n)
+        n = check_n(n)
         program = as_objective(objective)
         params = jax.tree_util.tree_map(jax.numpy.asarray, self.params)
         choose = est.chooser(None)
@@ -367,13 +391,7 @@ def _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key, en
         extra = Predictive(model.fn, posterior_samples=draws, params=params, return_sites=deterministic)(
             k2, **spec.kwargs())
         draws.update(extra)
-    observed = {s.name: spec.arrays[s.data_key] for s in spec.observed if s.data_key in spec.arrays}
-    constant = {k: v for k, v in spec.arrays.items() if k not in spec.observed_keys}
-    post = VIPosterior({k: np.asarray(v)[None] for k, v in draws.items()}, observed_data=observed,
-                       constant_data=constant, static_data=dict(spec.static), observed_keys=spec.observed_keys,
-                       latent_sites=tuple(latent_names), model=model, engine=engine.settings())
-    post.params = jax.tree_util.tree_map(np.asarray, params)  # values may be pytrees (a flow's networks)
-    post.objective_trace = np.asarray(history)
-    post.guide, post.reverse = guide_fn, reverse_fn
-    post._data = spec.kwargs()
-    return post
+    return VIPosterior.from_spec(
+        {k: np.asarray(v)[None] for k, v in draws.items()}, spec, model=model, engine=engine, markov=False,
+        params=jax.tree_util.tree_map(np.asarray, params),  # values may be pytrees (a flow's networks)
+        objective_trace=history, guide=guide_fn, reverse=reverse_fn, data=spec.kwargs())

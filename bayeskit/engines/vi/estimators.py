@@ -17,41 +17,49 @@ differentiated once and the pieces combine (see `runtime.surrogate`):
 
 from __future__ import annotations
 
-import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
+from ...core.checks import check_real
 from ...core.errors import ConfigError
+from ...core.module import Module
 
 
-@dataclasses.dataclass(frozen=True)
-class Reparam:
+class Reparam(Module, pytree=False):
+    """Pathwise gradients through the sampled value (needs a reparameterisable distribution)."""
+
     name = "reparam"
 
 
-@dataclasses.dataclass(frozen=True)
-class Reinforce:
+class Reinforce(Module, pytree=False):
+    """The score function with a ``baseline``: a number, None (0), or ``"running"`` (an exponential
+    moving average of past objective values with weight ``decay`` on the past)."""
+
     baseline: float | str | None = "running"
     decay: float = 0.9  # of the running baseline
 
     name = "reinforce"
 
-    def __post_init__(self):
-        if not (self.baseline is None or self.baseline == "running" or isinstance(self.baseline, (int, float))):
-            raise ConfigError(f"Reinforce `baseline` must be None, a number or 'running', got {self.baseline!r}")
-        if not 0 <= self.decay < 1:
-            raise ConfigError(f"Reinforce `decay` must be in [0, 1), got {self.decay!r}")
+    def __check_init__(self):
+        b = self.baseline
+        number = isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+        if not (b is None or number or (isinstance(b, str) and b == "running")):
+            raise ConfigError(f"`baseline` must be None, 'running' or a finite number, got {b!r}")
+        check_real("decay", self.decay, 0.0, 1.0, high_open=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class Enumerate:
+class Enumerate(Module, pytree=False):
+    """Exact in the choice: the rest of the program run again at every value of a finite support."""
+
     name = "enum"
 
 
-@dataclasses.dataclass(frozen=True)
-class MeasureValued:
+class MeasureValued(Module, pytree=False):
+    """Measure-valued derivatives (Normal, Bernoulli, Poisson, Exponential choices)."""
+
     name = "mvd"
 
 
@@ -63,8 +71,9 @@ def as_estimator(value, site: str):
         return value
     if isinstance(value, str) and value in NAMES:
         return NAMES[value]()
-    raise ConfigError(f"estimator for site {site!r} must be one of {sorted(NAMES)} or an estimator object "
-                      f"(bk.vi.Reinforce(baseline=...)), got {value!r}")
+    where = "" if site == "*" else f" for site {site!r}"
+    raise ConfigError(f"`estimator`{where} must be one of {', '.join(map(repr, sorted(NAMES)))} or an estimator "
+                      f"object (bk.vi.Reinforce(baseline=...)), got {value!r}")
 
 
 def _base(fn):

@@ -3,16 +3,24 @@ unconstrained latent space), or any user-written NumPyro guide."""
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 
+from ...core.checks import check_int, check_positive, check_type
 from ...core.errors import ConfigError
+from ...core.module import Module, field
 
 
-@dataclasses.dataclass(frozen=True)
-class MeanField:
+def _tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+class MeanField(Module, pytree=False):
     """Independent normals per unconstrained coordinate (``AutoNormal``)."""
 
     init_scale: float = 0.1
+
+    def __check_init__(self):
+        check_positive("init_scale", self.init_scale)
 
     def build(self, model_fn):
         from numpyro.infer.autoguide import AutoNormal
@@ -20,11 +28,13 @@ class MeanField:
         return AutoNormal(model_fn, init_scale=self.init_scale)
 
 
-@dataclasses.dataclass(frozen=True)
-class FullRank:
+class FullRank(Module, pytree=False):
     """One multivariate normal over all unconstrained coordinates (``AutoMultivariateNormal``)."""
 
     init_scale: float = 0.1
+
+    def __check_init__(self):
+        check_positive("init_scale", self.init_scale)
 
     def build(self, model_fn):
         from numpyro.infer.autoguide import AutoMultivariateNormal
@@ -32,16 +42,15 @@ class FullRank:
         return AutoMultivariateNormal(model_fn, init_scale=self.init_scale)
 
 
-@dataclasses.dataclass(frozen=True)
-class LowRank:
+class LowRank(Module, pytree=False):
     """Normal with covariance W Wᵀ + D, W of rank ``rank`` (``AutoLowRankMultivariateNormal``)."""
 
     rank: int = 2
     init_scale: float = 0.1
 
-    def __post_init__(self):
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            raise ConfigError(f"LowRank `rank` must be an int >= 1, got {self.rank!r}")
+    def __check_init__(self):
+        check_int("rank", self.rank)
+        check_positive("init_scale", self.init_scale)
 
     def build(self, model_fn):
         from numpyro.infer.autoguide import AutoLowRankMultivariateNormal
@@ -49,17 +58,19 @@ class LowRank:
         return AutoLowRankMultivariateNormal(model_fn, rank=self.rank, init_scale=self.init_scale)
 
 
-@dataclasses.dataclass(frozen=True)
-class Flow:
+class Flow(Module, pytree=False):
     """A normalising flow: ``num_flows`` inverse autoregressive layers on a standard normal
     (``AutoIAFNormal``, Kingma et al. 2016)."""
 
     num_flows: int = 3
-    hidden_dims: tuple[int, ...] = (32, 32)
+    hidden_dims: tuple[int, ...] = field(default=(32, 32), converter=_tuple)
 
-    def __post_init__(self):
-        if isinstance(self.num_flows, bool) or not isinstance(self.num_flows, int) or self.num_flows < 1:
-            raise ConfigError(f"Flow `num_flows` must be an int >= 1, got {self.num_flows!r}")
+    def __check_init__(self):
+        check_int("num_flows", self.num_flows)
+        if not isinstance(self.hidden_dims, tuple) or not self.hidden_dims:
+            raise ConfigError(f"`hidden_dims` must be a non-empty tuple of ints >= 1, got {self.hidden_dims!r}")
+        for width in self.hidden_dims:
+            check_int("hidden_dims", width, why="the width of each hidden layer")
 
     def build(self, model_fn):
         from numpyro.infer.autoguide import AutoIAFNormal
@@ -67,8 +78,7 @@ class Flow:
         return AutoIAFNormal(model_fn, num_flows=self.num_flows, hidden_dims=list(self.hidden_dims))
 
 
-@dataclasses.dataclass(frozen=True)
-class Hierarchical:
+class Hierarchical(Module, pytree=False):
     """A hierarchical (marginal) family q(z) = ∫ q(z | ψ) q(ψ) dψ: a NumPyro ``guide`` whose
     auxiliary sites ψ are marked ``infer={"is_auxiliary": True}``, and optionally a ``reverse``
     program τ(ψ | z), called as ``reverse(z, **data)`` with z the dict of latent values, sampling
@@ -78,9 +88,9 @@ class Hierarchical:
     guide: object
     reverse: object = None
 
-    def __post_init__(self):
-        if not callable(self.guide) or (self.reverse is not None and not callable(self.reverse)):
-            raise ConfigError("Hierarchical needs a NumPyro `guide` function and optionally a `reverse` function")
+    def __check_init__(self):
+        check_type("guide", self.guide, Callable, "a NumPyro guide function")
+        check_type("reverse", self.reverse, Callable, "a function reverse(z, **data)", optional=True)
 
     def build(self, model_fn):
         return self.guide

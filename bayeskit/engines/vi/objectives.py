@@ -24,12 +24,12 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import logsumexp
 
+from ...core.checks import check_int
 from ...core.errors import ConfigError
 
 
-def _check_k(K, name):
-    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
-        raise ConfigError(f"{name}: the number of samples `K` must be an int >= 1, got {K!r}")
+def _check_k(K, name, arg="K"):
+    check_int(arg, K, why=f"the number of samples of {name}")
 
 
 def elbo(model, guide):
@@ -113,8 +113,7 @@ def _log_q_marginal(guide, q, m: int, batch_shape=()):
 def iwhvi(m: int):
     """Importance-weighted hierarchical VI (Sobolev & Vetrov 2019): E[log p(x, z) − log q̂_m(z)] with
     the m-sample upper estimate of log q(z); m = 0 is hierarchical VI (Ranganath et al. 2016)."""
-    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-        raise ConfigError(f"iwhvi: `m` must be an int >= 0, got {m!r}")
+    check_int("m", m, 0, why="the inner samples of iwhvi")
 
     def objective(model, guide):
         q = guide.sample()
@@ -132,9 +131,8 @@ def hvi(model, guide):
 def diwhvi(n: int, m: int):
     """Doubly importance-weighted HVI: log (1/n) Σ_i p(x, z_i) / q̂_m(z_i), z_i ~ q (n outer samples,
     m inner ones per sample)."""
-    _check_k(n, "diwhvi")
-    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-        raise ConfigError(f"diwhvi: `m` must be an int >= 0, got {m!r}")
+    _check_k(n, "diwhvi", "n")
+    check_int("m", m, 0, why="the inner samples of diwhvi")
 
     def objective(model, guide):
         q = guide.sample(n)

@@ -278,8 +278,10 @@ def gradient_samples(objective, guide, params: dict, *, model=None, data=None, e
     """``n`` independent estimates of ∇ E[objective] with respect to ``params`` (constrained values of
     the programs' param sites): {name: (n, *shape)}. Their mean and spread show an estimator's bias
     and variance (``estimator`` as for `bk.VI`)."""
+    from ...core.checks import check_int
     from ...core.seeds import as_key
 
+    check_int("n", n)
     model = model if model is not None else (lambda **kw: None)
     data = dict(data or {})
     params = {k: jnp.asarray(v, dtype=float) for k, v in params.items()}
