@@ -104,6 +104,20 @@ def test_the_pfn_prior_returns_curves_in_epoch_order():
         LearningCurvePrior(epochs=1)
 
 
+def test_the_model_carries_its_dataset_prior():
+    # the truncation is a factor, which running the model forward would ignore: the model function
+    # names the prior that draws admissible curves (what bk.PFN trains on), and refuses what it cannot take
+    from bayeskit.models.priors import LearningCurvePrior
+
+    assert learning_curve_model.dataset_prior(x_dim=1) == LearningCurvePrior()
+    with pytest.raises(ConfigError, match="inputs"):
+        learning_curve_model.dataset_prior(x_dim=1, inputs=object())
+    with pytest.raises(ConfigError, match="priors"):
+        learning_curve_model.dataset_prior(x_dim=1, priors={"weights": None})
+    with pytest.raises(ConfigError, match="x_dim"):
+        learning_curve_model.dataset_prior(x_dim=2)
+
+
 @pytest.fixture(scope="module")
 def lc_tiny():
     pytest.importorskip("torch")

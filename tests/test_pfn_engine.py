@@ -55,6 +55,12 @@ def test_the_predictive_is_a_distribution(trained, held_out):
     # draws follow the predictive: their mean within 4 SE of the stated mean at every point
     assert np.all(np.abs(draws.mean(0) - pred.mean) < 4 * pred.stddev / np.sqrt(4000))
     assert post.sample(5)["y"].shape == (5, 10)  # replicates at the training inputs
+    # an int seed and its JAX key draw the same numbers; the posterior keeps its engine
+    np.testing.assert_array_equal(pred.sample(50, seed=jax.random.key(7)), pred.sample(50, seed=7))
+    np.testing.assert_array_equal(pred.sample(50, seed=jax.random.PRNGKey(7)), pred.sample(50, seed=7))
+    assert isinstance(post.engine, bk.PFN) and post.engine.network is trained
+    with pytest.raises(ConfigError, match="unknown option"):
+        post.predict({"X": x[0, 10:]}, method="mc")
 
 
 def test_no_network_beats_the_exact_gp_and_training_closes_the_gap(trained, held_out):

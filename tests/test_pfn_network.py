@@ -2,6 +2,7 @@
 errors, and training: the loss falls, a resumed run repeats the uninterrupted one, a saved
 network reloads to the same predictions, and a non-finite loss stops with the network kept."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -13,8 +14,8 @@ torch = pytest.importorskip("torch")
 from bayeskit.core.errors import ConfigError, DataError, SamplingError  # noqa: E402
 from bayeskit.engines.pfn import network as pfn_network  # noqa: E402
 from bayeskit.engines.pfn import training as pfn_train  # noqa: E402
-from bayeskit.engines.pfn.priors import ModelPrior, ProcessPrior  # noqa: E402
 from bayeskit.models.kernels import RBF  # noqa: E402
+from bayeskit.models.priors import ModelPrior, ProcessPrior  # noqa: E402
 from bayeskit.models.processes import Fixed  # noqa: E402
 from bayeskit.models.processes import ScaleMixtureProcess as Process  # noqa: E402
 
@@ -69,6 +70,10 @@ def test_bad_inputs_are_named(net, batch):
         pfn_network.PFNTransformer(x_dim=1, num_buckets=10, d_model=30, heads=4)
     with pytest.raises(ConfigError, match="seq_len"):
         pfn_train.Training(seq_len=1)
+    with pytest.raises(ConfigError, match="`learning_rate` must be a finite number > 0"):
+        pfn_train.Training(learning_rate=-1.0)
+    with pytest.raises(ConfigError, match="warmup"):
+        pfn_train.Training(steps=10, warmup=10)
     with pytest.raises(ConfigError, match="prior"):
         pfn_train.train("gp", SMALL)
 
@@ -98,25 +103,45 @@ def test_training_learns_to_use_the_context():
 def test_a_resumed_training_run_repeats_the_uninterrupted_one(tmp_path):
     full = pfn_train.train(gp_prior(), SMALL, seed=3, progress=False)
     path = str(tmp_path / "pfn.ckpt")
-    with pytest.raises(KeyboardInterrupt):  # a run killed during step 35, after its step-30 checkpoint
-        pfn_train.train(Interrupted(gp_prior(), calls=1 + 35), SMALL, seed=3, progress=False, checkpoint=path,
-                        checkpoint_every=30)
+    # Ctrl-C during step 35, after the step-30 checkpoint
+    with pytest.warns(UserWarning, match="interrupted during step 35"):
+        kept = pfn_train.train(Interrupted(gp_prior(), calls=1 + 35), SMALL, seed=3, progress=False,
+                               checkpoint=path, checkpoint_every=30)
+    assert kept.step == 34 and kept.history.shape == (34,)  # Ctrl-C returns the network trained so far
+    np.testing.assert_array_equal(kept.history, full.history[:34])
     resumed = pfn_train.train(gp_prior(), SMALL, seed=3, progress=False, checkpoint=path, resume=True)
     np.testing.assert_array_equal(resumed.history, full.history)
     for a, b in zip(resumed.network.state_dict().values(), full.network.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(KeyboardInterrupt):  # interrupted before any step: nothing to return
+        pfn_train.train(Interrupted(gp_prior(), calls=2), SMALL, seed=3, progress=False)
+
+
+def test_an_int_seed_and_its_key_train_the_same_network_and_leave_torch_alone():
+    short = dataclasses_replace(SMALL, steps=6)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = pfn_train.train(gp_prior(), short, seed=3, progress=False)
+    np.testing.assert_array_equal(torch.rand(3), before)  # torch's global generator is untouched
+    b = pfn_train.train(gp_prior(), short, seed=jax.random.key(3), progress=False)
+    c = pfn_train.train(gp_prior(), short, seed=jax.random.PRNGKey(3), progress=False)
+    np.testing.assert_array_equal(a.history, b.history)
+    np.testing.assert_array_equal(a.history, c.history)
+    with pytest.raises(ConfigError, match="seed"):
+        pfn_train.train(gp_prior(), short, seed=-1, progress=False)
 
 
 class Interrupted(ProcessPrior):
-    """A prior whose simulator is killed on its `calls`-th batch (the first batch sets the borders)."""
+    """A prior whose simulator is killed (Ctrl-C) on its `calls`-th batch (the first batch sets the borders)."""
 
     def __init__(self, prior, calls):
         super().__init__(prior.process, prior.priors, prior.x_dim, prior.inputs)
-        self.calls = calls
+        object.__setattr__(self, "calls", [calls])  # a counter beside the frozen fields
 
     def sample(self, key, num_datasets, num_points):
-        self.calls -= 1
-        if self.calls == 0:
+        self.calls[0] -= 1
+        if self.calls[0] == 0:
             raise KeyboardInterrupt
         return super().sample(key, num_datasets, num_points)
 

@@ -11,8 +11,8 @@ import pytest
 from scipy import integrate
 
 from bayeskit.core.errors import ConfigError, ModelError
-from bayeskit.engines.pfn.priors import ModelPrior, ProcessPrior
 from bayeskit.models.kernels import RBF
+from bayeskit.models.priors import ModelPrior, ProcessPrior
 from bayeskit.models.processes import BurrXII, Custom, Fixed, Gamma, HalfCauchy, InverseGamma, LogNormal
 from bayeskit.models.processes import ScaleMixtureProcess as Process
 

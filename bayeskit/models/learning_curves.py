@@ -14,8 +14,9 @@ rejection step: the prior is the product above truncated to that set), observed 
 noise y(t) ~ N(f(t), σ²), log σ ~ N(−4, 1).
 
 `learning_curve_model` is that prior as a NumPyro model, so NUTS fits it (the paper's MCMC
-baseline); `sample_curves` draws from it exactly by rejection, under ``jit``/``vmap`` (what a PFN
-is trained on).
+baseline); `sample_curves` draws from it exactly by rejection, under ``jit``/``vmap``, and
+``learning_curve_model.dataset_prior`` gives the `LearningCurvePrior` that does so for a PFN
+(running the model forward would ignore its truncation).
 """
 
 from __future__ import annotations
@@ -83,6 +84,24 @@ def learning_curve_model(X, y=None, epochs: int = EPOCHS):
     whole = mean_curve(jnp.arange(1, epochs + 1), weights, params)
     numpyro.factor("admissible", jnp.where(admissible(whole), 0.0, -jnp.inf))
     numpyro.sample("y", dist.Normal(mean_curve(t, weights, params), jnp.exp(log_sigma)), obs=y)
+
+
+def _dataset_prior(*, x_dim: int = 1, priors=None, inputs=None):
+    """The model's dataset prior (`DatasetPriorSource`): its truncation is a factor, which running
+    the model forward would ignore, so datasets are drawn by rejection (`LearningCurvePrior`)."""
+    from ..core.errors import ConfigError
+    from .priors import LearningCurvePrior
+
+    if priors:
+        raise ConfigError("`priors` is for process models; the learning-curve model states its own priors")
+    if inputs is not None:
+        raise ConfigError("`inputs` cannot be set for the learning-curve model: its inputs are the epochs")
+    if x_dim != 1:
+        raise ConfigError(f"the learning-curve model reads one input column (the epoch), got x_dim={x_dim!r}")
+    return LearningCurvePrior()
+
+
+learning_curve_model.dataset_prior = _dataset_prior
 
 
 def sample_parameters(key, shape=()):

@@ -1,6 +1,7 @@
 """Prior-data fitted networks (PFNs): a transformer trained once on datasets drawn from a prior
 gives the posterior predictive of a new dataset in one forward pass (Müller et al. 2022).
-PyTorch is imported here, on first use, never by ``import bayeskit``.
+PyTorch is imported on first use of a name that needs it, never by ``import bayeskit`` nor by
+importing this package (the engine registry imports every engine package).
 
     prior = bk.pfn.ProcessPrior(process, priors={"kernel.lengthscale": dist.LogNormal(-1.5, 0.5)})
     trained = bk.pfn.train(prior, bk.pfn.TINY)      # minutes on a CPU; bk.pfn.PAPER for a GPU
@@ -8,13 +9,36 @@ PyTorch is imported here, on first use, never by ``import bayeskit``.
     post = bk.fit(process, {"X": X, "y": y}, engine=bk.PFN(network=trained))
 """
 
-from .bar import BarDistribution, borders_from_samples
+from __future__ import annotations
+
+import importlib
+
 from .engine import PFN, ContextWarning
-from .network import PFNTransformer
-from .posterior import BarPredictive, PFNPosterior
-from .priors import DatasetPrior, LearningCurvePrior, ModelPrior, ProcessPrior
-from .training import LC_TINY, PAPER, PRETRAINED, TINY, TrainedPFN, Training, load, pretrained, train
+
+# public name -> the module (relative to this package) that defines it, imported on first use
+_LAZY = {
+    "BarDistribution": ".bar", "borders_from_samples": ".bar",
+    "PFNTransformer": ".network",
+    "BarPredictive": ".posterior", "PFNPosterior": ".posterior",
+    "DatasetPrior": "...models.priors", "LearningCurvePrior": "...models.priors", "ModelPrior": "...models.priors",
+    "ProcessPrior": "...models.priors",
+    "LC_TINY": ".training", "PAPER": ".training", "PRETRAINED": ".training", "TINY": ".training",
+    "TrainedPFN": ".training", "Training": ".training", "load": ".training", "pretrained": ".training",
+    "train": ".training",
+}
 
 __all__ = ["LC_TINY", "PAPER", "PFN", "PRETRAINED", "TINY", "BarDistribution", "BarPredictive", "ContextWarning",
            "DatasetPrior", "LearningCurvePrior", "ModelPrior", "PFNPosterior", "PFNTransformer", "ProcessPrior",
            "TrainedPFN", "Training", "borders_from_samples", "load", "pretrained", "train"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

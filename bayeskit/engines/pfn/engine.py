@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
+from ...core.checks import check_bool, check_checkpoint, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError
 from ...core.model import DatasetPriorSource, NumPyroProgram
+from .settings import TINY, Training
 
 
 class ContextWarning(UserWarning):
@@ -30,9 +33,10 @@ class PFN(Engine):
     """Amortised inference with a prior-data fitted network.
 
     ``network``: a `TrainedPFN`, the path of a saved one, or None (train one for the model with
-    ``training``, a `bk.pfn.Training`, default `bk.pfn.TINY`). ``priors`` (path -> NumPyro
-    distribution) and ``inputs`` (a distribution over one input point) shape the training prior.
-    ``device``: where a loaded network runs.
+    ``training``, a `bk.pfn.Training`, default `bk.pfn.TINY`, seeded by the fit's seed). The model
+    gives the training prior (`DatasetPriorSource.dataset_prior`, or a NumPyro model run forward);
+    ``priors`` (path -> NumPyro distribution) and ``inputs`` (a distribution over one input point)
+    shape it. ``device``: where a loaded network runs.
     """
 
     network: object = None
@@ -47,45 +51,41 @@ class PFN(Engine):
     capability: ClassVar = (DatasetPriorSource, NumPyroProgram)
 
     def __check_init__(self):
-        from .training import TrainedPFN, Training
+        if self.network is not None and not isinstance(self.network, (str, os.PathLike)):
+            from .training import TrainedPFN  # a TrainedPFN means torch is loaded already
 
-        if self.network is not None and not isinstance(self.network, (TrainedPFN, str, os.PathLike)):
-            raise ConfigError(f"`network` must be a TrainedPFN, the path of a saved one, or None, got "
-                              f"{type(self.network).__name__}")
-        if self.training is not None and not isinstance(self.training, Training):
-            raise ConfigError(f"`training` must be a bk.pfn.Training, got {type(self.training).__name__}")
-        if self.resume and not self.checkpoint:
-            raise ConfigError("`resume=True` needs `checkpoint=` (the file to resume from)")
+            check_type("network", self.network, TrainedPFN, "a TrainedPFN, the path of a saved one, or None")
+        check_type("training", self.training, Training, "a bk.pfn.Training", optional=True)
+        check_type("priors", self.priors, Mapping, "a dict of path -> NumPyro distribution", optional=True)
+        check_checkpoint(self.checkpoint, self.resume)
+        check_bool("progress", self.progress)
 
     def prior_for(self, model, x_dim: int):
-        """The dataset prior that training for `model` simulates from."""
-        from ...models.learning_curves import learning_curve_model
-        from ...models.processes.process import ScaleMixtureProcess
-        from .priors import LearningCurvePrior, ModelPrior, ProcessPrior
+        """The dataset prior that training for `model` simulates from: the model's own
+        (`DatasetPriorSource`), that of its NumPyro function (``fn.dataset_prior``) when it carries
+        one, else the NumPyro function run forward (`ModelPrior`)."""
+        from ...models.priors import ModelPrior
 
-        if isinstance(model, ScaleMixtureProcess):
-            return ProcessPrior(model, dict(self.priors or {}), x_dim=x_dim, inputs=self.inputs)
+        source = model if isinstance(model, DatasetPriorSource) else getattr(model, "fn", None)
+        make = getattr(source, "dataset_prior", None)
+        if make is not None:
+            return make(x_dim=x_dim, priors=self.priors, inputs=self.inputs)
         if self.priors:
             raise ConfigError("`priors` is for process models; a NumPyro model states its own priors")
-        if model.fn is learning_curve_model:
-            # its truncation is a factor, which running the model forward would ignore: draw by rejection
-            if self.inputs is not None:
-                raise ConfigError("`inputs` cannot be set for the learning-curve model: its inputs are the epochs")
-            return LearningCurvePrior()
         return ModelPrior(model.fn, x_dim=x_dim, inputs=self.inputs)
 
     def _network(self, model, x_dim, key):
-        from .training import TINY, TrainedPFN, load, train
+        if self.network is None:
+            from .training import train
 
-        if isinstance(self.network, TrainedPFN):
-            return self.network
-        if self.network is not None:
+            # the fit's key seeds the training run: bk.fit(..., seed=s) trains what bk.pfn.train(..., seed=s) does
+            return train(self.prior_for(model, x_dim), self.training or TINY, seed=key, checkpoint=self.checkpoint,
+                         resume=self.resume, progress=self.progress)
+        if isinstance(self.network, (str, os.PathLike)):
+            from .training import load
+
             return load(self.network, device=self.device)
-        import jax
-
-        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-        return train(self.prior_for(model, x_dim), self.training or TINY, seed=seed, checkpoint=self.checkpoint,
-                     resume=self.resume, progress=self.progress)
+        return self.network
 
     def fit(self, model, data, key):
         from .posterior import PFNPosterior, check_inputs
@@ -107,4 +107,4 @@ class PFN(Engine):
             warnings.warn(f"{X.shape[0]} context points, but the network was trained with at most "
                           f"{network.max_context}: its predictions extrapolate beyond its training", ContextWarning,
                           stacklevel=3)
-        return PFNPosterior(network, X, y)
+        return PFNPosterior(network, X, y, engine=self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...core.checks import check_int
+from ...core.checks import check_int, check_real
 from ...core.errors import ConfigError, DataError
 
 
@@ -56,8 +56,7 @@ class PFNTransformer(nn.Module):
             check_int(name, value, low)
         if d_model % heads:
             raise ConfigError(f"`d_model` ({d_model}) must be a multiple of `heads` ({heads})")
-        if not 0 <= dropout < 1:
-            raise ConfigError(f"`dropout` must be in [0, 1), got {dropout!r}")
+        check_real("dropout", dropout, 0.0, 1.0, high_open=True)
         d_ff = 2 * d_model if d_ff is None else d_ff
         self.config = {"x_dim": x_dim, "num_buckets": num_buckets, "d_model": d_model, "layers": layers,
                        "heads": heads, "d_ff": d_ff, "dropout": dropout}

@@ -7,8 +7,10 @@ import dataclasses
 
 import numpy as np
 
+from ...core.checks import check_probability
 from ...core.errors import ConfigError, DataError
-from ...core.posterior import Posterior, _check_n
+from ...core.posterior import Posterior, check_n
+from ...core.seeds import torch_generator
 
 QUERY_CHUNK = 4096  # queries per forward pass: they do not see each other, so chunking changes nothing
 
@@ -54,16 +56,14 @@ class BarPredictive:
 
     def interval(self, prob: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central interval holding `prob` of the predictive mass at each point."""
-        if not 0 < prob < 1:
-            raise ConfigError(f"`prob` must be in (0, 1), got {prob!r}")
+        check_probability("prob", prob)
         return self.quantile((1 - prob) / 2), self.quantile((1 + prob) / 2)
 
     def sample(self, n: int, seed=0) -> np.ndarray:
-        """(n, m) draws, independent across points (a PFN gives marginals)."""
-        import torch
-
-        generator = torch.Generator().manual_seed(int(seed))
-        return self.bar.sample(self.logits, (_check_n(n),), generator=generator).numpy()
+        """(n, m) draws, independent across points (a PFN gives marginals); ``seed`` an int or a JAX
+        key (an int and its key give the same draws)."""
+        generator = torch_generator(seed)
+        return self.bar.sample(self.logits, (check_n(n),), generator=generator).numpy()
 
 
 class PFNPosterior(Posterior):
@@ -71,20 +71,27 @@ class PFNPosterior(Posterior):
 
     ``predict(X_new)`` gives the predictive distribution (`BarPredictive`: mean, variance, log_prob,
     cdf, quantile, interval, sample); ``sample(n)`` draws replicates of y at the training inputs
-    (the posterior predictive check's y_rep, point by point); ``network`` is the `TrainedPFN`.
+    (the posterior predictive check's y_rep, point by point); ``network`` is the `TrainedPFN`,
+    ``engine`` the `bk.PFN` that made it.
     """
 
     observed_sites = ("y",)
 
-    def __init__(self, network, X, y):
-        self.network, self.X, self.y = network, X, y
+    def __init__(self, network, X, y, *, engine=None):
+        self.network, self.X, self.y, self.engine = network, X, y, engine
 
     def __repr__(self):
         return f"PFNPosterior(n={self.y.shape[0]} points of dimension {self.X.shape[1]}; {self.network!r})"
 
-    def predict(self, new_data=None, *, seed=0, n=None) -> BarPredictive:
-        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X)."""
+    def predict(self, new_data=None, *, seed=0, n=None, **options) -> BarPredictive:
+        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X).
+
+        The answer is a distribution, not draws: ``seed`` and ``n`` are unused (draw with
+        ``.sample(n, seed)`` on it)."""
         import torch
+
+        if options:
+            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for PFNPosterior.predict")
 
         X_new = self.X if new_data is None else new_data["X"] if isinstance(new_data, dict) else new_data
         X_new = check_inputs(X_new, self.network.x_dim, "X_new")
@@ -93,7 +100,7 @@ class PFNPosterior(Posterior):
         return BarPredictive(torch.cat(chunks), self.network.bar)
 
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
-        return {"y": self.predict().sample(_check_n(n), seed)}
+        return {"y": self.predict().sample(check_n(n), seed)}
 
     def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
         return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},

@@ -13,79 +13,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
 
-from ...core.checks import check_int
+from ...core import loop, seeds
+from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_type
 from ...core.errors import ConfigError, SamplingError
 from .bar import BarDistribution, borders_from_samples
 from .network import PFNTransformer, check_shapes
+from .settings import LC_TINY, PAPER, TINY, Training
 
-
-@dataclasses.dataclass(frozen=True)
-class Training:
-    """Settings of a training run: the network's size and the optimisation.
-
-    ``seq_len``: points per simulated dataset (context + queries): the most context points the
-    network is trained for. ``num_buckets``: of the bar distribution, with borders at equal-mass
-    quantiles of ``border_samples`` prior targets. ``device``: "auto" (CUDA when present), "cpu",
-    "cuda". ``bf16``: autocast the forward pass to bfloat16 (on CUDA).
-    """
-
-    steps: int = 3500
-    batch_size: int = 32
-    seq_len: int = 40
-    d_model: int = 64
-    layers: int = 4
-    heads: int = 4
-    d_ff: int | None = None
-    dropout: float = 0.0
-    num_buckets: int = 100
-    border_samples: int = 100_000
-    learning_rate: float = 3e-3
-    warmup: int = 100
-    clip: float = 1.0
-    weight_decay: float = 0.0
-    device: str = "auto"
-    bf16: bool = False
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "d_model", "layers", "heads", "num_buckets", "border_samples"):
-            check_int(name, getattr(self, name))
-        check_int("seq_len", self.seq_len, 2, why="one context point and one query")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup < self.steps:
-            raise ConfigError(f"`warmup` must be an int in [0, steps), got {self.warmup!r}")
-        for name in ("learning_rate", "clip"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"`{name}` must be a positive number, got {value!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-
-    def network(self, x_dim: int) -> PFNTransformer:
-        return PFNTransformer(x_dim, self.num_buckets, d_model=self.d_model, layers=self.layers, heads=self.heads,
-                              d_ff=self.d_ff, dropout=self.dropout)
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("`device='cuda'` but torch sees no CUDA device")
-        return torch.device(self.device)
-
-
-#: A configuration that trains on a CPU in minutes (3,500 steps of about 40 ms on 2 cores): on the
-#: 1-D GP prior (lengthscale 0.2, noise 0.01) its NLL gap to the exact GP is 0.08-0.13 nats.
-TINY = Training()
-#: The size of the paper's GP experiments, for a GPU: d = 256, 6 layers, 1,000 buckets, batch 256, T = 60, bf16.
-PAPER = Training(steps=20_000, batch_size=256, seq_len=60, d_model=256, layers=6, heads=4, num_buckets=1000,
-                 border_samples=1_000_000, learning_rate=3e-4, warmup=1000, bf16=True)
-
-#: LC-PFN at CPU size: curves of 100 epochs, 1,000 buckets (the paper's head) on a TINY-sized body.
-#: `bk.pfn.pretrained("lc-tiny")` is this trained on `LearningCurvePrior()` with seed 0.
-LC_TINY = Training(steps=3000, batch_size=32, seq_len=100, d_model=64, layers=4, heads=4, num_buckets=1000,
-                   border_samples=200_000, learning_rate=3e-3, warmup=100)
+__all__ = ["LC_TINY", "PAPER", "PRETRAINED", "TINY", "TrainedPFN", "Training", "load", "pretrained", "train"]
 
 
 class TrainedPFN:
@@ -163,8 +103,7 @@ class TrainedPFN:
         (`compiled`, about 2x faster on a CPU); "auto" picks XLA for a `PFNTransformer`
         on the CPU, torch otherwise.
         """
-        if backend not in ("auto", "torch", "xla"):
-            raise ConfigError(f"`backend` must be 'auto', 'torch' or 'xla', got {backend!r}")
+        check_choice("backend", backend, ("auto", "torch", "xla"))
         device = next(self.network.parameters()).device
         xc = (np.asarray(x_context, dtype=float) - self.x_loc) / self.x_scale
         xq = (np.asarray(x_query, dtype=float) - self.x_loc) / self.x_scale
@@ -239,24 +178,32 @@ def _schedule(training: Training):
     return factor
 
 
-def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | None = None, resume: bool = False,
+def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = None, resume: bool = False,
           checkpoint_every: int = 100, progress: bool = True) -> TrainedPFN:
-    """Train a PFN on datasets from ``prior`` (a `DatasetPrior`). A non-finite loss stops the run
-    with a `SamplingError` whose ``partial`` is the network before that step."""
+    """Train a PFN on datasets from ``prior`` (a `DatasetPrior`), driven by `core.loop.run`.
+
+    ``seed`` (an int or a JAX key) decides every random number of the run (`core.seeds`): the
+    batch of step t is drawn with the key fold_in(key, t), its split position by numpy_rng of
+    that key, and the network is initialised from int_seed(key) in a forked torch generator (torch's
+    global generator is left as it was). An int seed and its key train the same network.
+    ``checkpoint``: a file written every ``checkpoint_every`` steps and at the end; ``resume=True``
+    continues from it and repeats the uninterrupted run exactly.
+
+    A non-finite loss stops the run with a `SamplingError` whose ``partial`` is the network before
+    that step; Ctrl-C returns the network trained so far, with a warning.
+    """
     import jax
-    from tqdm.auto import tqdm
 
-    from .priors import DatasetPrior
+    from ...models.priors import DatasetPrior
 
-    if not isinstance(prior, DatasetPrior):
-        raise ConfigError(f"`prior` must be a dataset prior (ProcessPrior, ModelPrior, ...), got "
-                          f"{type(prior).__name__}")
-    if not isinstance(training, Training):
-        raise ConfigError(f"`training` must be a bk.pfn.Training, got {type(training).__name__}")
-    if resume and not checkpoint:
-        raise ConfigError("`resume=True` needs `checkpoint=` (the file to resume from)")
+    check_type("prior", prior, DatasetPrior, "a dataset prior (ProcessPrior, ModelPrior, ...)")
+    check_type("training", training, Training, "a bk.pfn.Training")
+    check_checkpoint(checkpoint, resume)
+    check_int("checkpoint_every", checkpoint_every)
+    check_bool("progress", progress)
+    key = seeds.as_key(seed)
+    words = seeds.words(key)
     device = training.torch_device()
-    key = jax.random.key(seed)
     prior_name = repr(prior)
 
     # borders: equal-mass quantiles of the prior's targets; input standardisation: the prior's input
@@ -268,33 +215,38 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
     x_loc, x_scale = xs.mean(axis=0), xs.std(axis=0)
     x_scale = np.where(x_scale > 0, x_scale, 1.0)  # a constant input stays as it is, shifted to 0
     loc_t, scale_t = _to_torch(x_loc, device), _to_torch(x_scale, device)
-    torch.manual_seed(seed)
-    network = training.network(prior.x_dim).to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training))
-    history, start = [], 0
-    if resume and os.path.exists(checkpoint):
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved["training"] != dataclasses.asdict(training) or saved["seed"] != seed:
-            raise ConfigError(f"checkpoint {checkpoint!r} was written by a run with other settings or seed")
-        network.load_state_dict(saved["network"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["torch_rng"])
-        history, start = list(saved["history"]), saved["step"]
 
-    def save_state(step):
-        _atomic_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(), "history": history,
-                      "step": step, "training": dataclasses.asdict(training), "seed": seed}, checkpoint)
+    # network initialisation (and dropout) need torch's global generator: fork it, seeded from the key
+    cuda = device.type == "cuda"
+    forked = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(seeds.int_seed(key))
+        network = training.network(prior.x_dim).to(device)
+        optimizer = torch.optim.AdamW(network.parameters(), lr=training.learning_rate,
+                                      weight_decay=training.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(training))
+        history, start = [], 0
+        if resume and os.path.exists(checkpoint):
+            saved = torch.load(checkpoint, map_location=device, weights_only=False)
+            if saved["training"] != dataclasses.asdict(training) or saved["seed"] != words:
+                raise ConfigError(f"checkpoint {checkpoint!r} was written by a run with other settings or seed")
+            network.load_state_dict(saved["network"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["torch_rng"])
+            history, start = list(saved["history"]), saved["step"]
 
-    network.train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16)
-    with tqdm(total=training.steps, initial=start, desc="PFN", disable=not progress, dynamic_ncols=True) as shown:
-        for step in range(start, training.steps):
+        def trained(step=None):
+            return TrainedPFN(network, bar, training, prior_name, history, step, x_loc, x_scale)
+
+        network.train()
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16)
+
+        def one_step(step) -> bool:
+            """One optimiser step; False (and nothing changed) when the loss or its gradient is not finite."""
             step_key = jax.random.fold_in(key, step)
             x, y = prior.sample(step_key, training.batch_size, training.seq_len)
-            n = split_position(np.random.default_rng([seed, step]), training.seq_len)
+            n = split_position(seeds.numpy_rng(step_key), training.seq_len)
             x, y = (_to_torch(x, device) - loc_t) / scale_t, _to_torch(y, device)
             with autocast:
                 logits = network(x[:, :n], y[:, :n], x[:, n:])
@@ -303,21 +255,50 @@ def train(prior, training: Training = TINY, *, seed: int = 0, checkpoint: str | 
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(network.parameters(), training.clip)
             if not (torch.isfinite(loss) and torch.isfinite(norm)):  # checked before the update: nothing is lost
-                partial = TrainedPFN(network, bar, training, prior_name, history, step, x_loc, x_scale)
-                raise SamplingError(f"the training loss or its gradient was not finite at step {step}: the run "
-                                    f"stopped there and kept the network before it (error.partial)", partial=partial)
+                return False
             optimizer.step()
             scheduler.step()
             history.append(loss.item())
-            shown.update(1)
-            if step % 10 == 0:
-                shown.set_postfix_str(f"loss {np.mean(history[-50:]):.3f}", refresh=False)
-            if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == training.steps):
-                save_state(step + 1)
-    return TrainedPFN(network, bar, training, prior_name, history, x_loc=x_loc, x_scale=x_scale)
+            return True
 
+        def advance(state, first, last):
+            """Steps first … last − 1, a host loop of torch steps (the chunk of `loop.run`)."""
+            for step in range(first, last):
+                try:
+                    finite = one_step(step)
+                except KeyboardInterrupt:
+                    if step == start:
+                        raise  # nothing done: nothing to return
+                    raise loop.Stop(state, step, reason="interrupted") from None
+                if not finite:
+                    raise loop.Stop(state, step, reason="non-finite")
+            return state, last
+
+        def on_chunk(state, done, records):
+            if checkpoint and (done % checkpoint_every == 0 or done == training.steps):
+                _atomic_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                              "history": history, "step": done, "training": dataclasses.asdict(training),
+                              "seed": words}, checkpoint)
+
+        result = loop.run(advance, None, total=training.steps, start=start,
+                          chunk=math.gcd(10, checkpoint_every) if checkpoint else 10, progress=progress, desc="PFN",
+                          postfix=lambda records, done: f"loss {np.mean(history[-50:]):.3f}", on_chunk=on_chunk,
+                          partial=lambda state, records, done: trained(len(history)))
+    stopped = result.stopped
+    if stopped is not None and stopped.reason == "non-finite":
+        raise SamplingError(f"the training loss or its gradient was not finite at step {stopped.done}: the run "
+                            f"stopped there and kept the network before it (error.partial)",
+                            partial=trained(stopped.done))
+    if stopped is not None:
+        warnings.warn(f"training interrupted during step {stopped.done + 1} of {training.steps}: returning the "
+                      f"network after {stopped.done} steps", stacklevel=2)
+    return trained(len(history))
 
 #: Networks shipped with bayeskit: name -> (file in bayeskit/engines/pfn/weights, how it was made).
+#: "lc-tiny" was trained before split positions were drawn through `core.seeds` (they came from
+#: ``np.random.default_rng([seed, step])``): the recipe today trains a network of the same kind,
+#: not the same weights.
 PRETRAINED = {
     "lc-tiny": ("lc_tiny.pfn", "bk.pfn.train(bk.pfn.LearningCurvePrior(), bk.pfn.LC_TINY, seed=0)"),
 }
@@ -327,7 +308,6 @@ def pretrained(name: str, device: str = "cpu") -> TrainedPFN:
     """A network shipped with bayeskit (``PRETRAINED`` lists them and how each was trained)."""
     from importlib.resources import as_file, files
 
-    if name not in PRETRAINED:
-        raise ConfigError(f"`name` must be one of {', '.join(map(repr, PRETRAINED))}, got {name!r}")
+    check_choice("name", name, PRETRAINED)
     with as_file(files("bayeskit.engines.pfn") / "weights" / PRETRAINED[name][0]) as path:
         return load(path, device=device)
