@@ -40,8 +40,8 @@ for name, prior in (("GP", Fixed(1.0)), ("Student-t IG(2,2)", InverseGamma(2.0, 
                     ("Student-t IG(1,1)", InverseGamma(1.0, 1.0))):
     model = ProcessClassifier(NNGP(weight_var=2.0, bias_var=0.1), num_classes=3, scale_prior=prior, num_inducing=10)
     post = bk.fit(model, data={"X": X, "y": y}, engine=engine, seed=0)
-    pred = post.predict({"X": X_test}, num_samples=4000)
-    entropies = [post.predict({"X": Xf}, num_samples=4000, seed=5).entropy().mean() for Xf in far.values()]
+    pred = post.predict({"X": X_test}, n=4000)
+    entropies = [post.predict({"X": Xf}, n=4000, seed=5).entropy().mean() for Xf in far.values()]
     print(f"{name:17s} {pred.accuracy(y_test):8.3f}  {np.mean(pred.log_prob(y_test)):12.4f}  "
           + " / ".join(f"{e:.4f}" for e in entropies))
 

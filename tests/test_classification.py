@@ -47,7 +47,7 @@ def test_predictive_probabilities_equal_quadrature(binary_t_posterior):
     df, loc, scale = t_marginal_of_difference(post, X)
     exact = [integrate.quad(lambda g, i=i: stats.t.pdf(g, df, loc[i], scale[i]) * special.expit(g), -np.inf,
                             np.inf, epsabs=1e-10)[0] for i in range(len(X))]
-    mc = post.predict({"X": X}, num_samples=20_000, seed=1).probs[:, 1]
+    mc = post.predict({"X": X}, n=20_000, seed=1).probs[:, 1]
     np.testing.assert_allclose(mc, exact, atol=5 * 0.5 / np.sqrt(20_000))
 
 
@@ -78,7 +78,7 @@ def test_learns_three_separable_classes(prior):
     Xt, yt = blobs(300, seed=1)
     model = ProcessClassifier(NNGP(weight_var=2.0, bias_var=0.1), num_classes=3, scale_prior=prior, num_inducing=20)
     post = bk.fit(model, {"X": X, "y": y}, engine=bk.SparseVariational(steps=400, learning_rate=0.03, progress=False))
-    pred = post.predict({"X": Xt}, num_samples=1000)
+    pred = post.predict({"X": Xt}, n=1000)
     assert pred.accuracy(yt) >= 0.92
     assert np.mean(post.history[-50:]) > np.mean(post.history[:50]) + 100
     assert np.allclose(pred.probs.sum(1), 1.0)
@@ -86,6 +86,22 @@ def test_learns_three_separable_classes(prior):
     assert draws["u"].shape == (20, 3, 20) and np.all(draws["sigma2"] > 0)
     hyper = post.hyperparameters()
     assert ("q_sigma2.a" in hyper) == isinstance(prior, InverseGamma)
+
+
+def test_posterior_contract(binary_t_posterior):
+    # the engine that made it, independent draws, and an int seed gives what its JAX key gives
+    post = binary_t_posterior
+    assert isinstance(post.engine, bk.SparseVariational) and post.markov is False
+    for key in (jax.random.PRNGKey(7), jax.random.key(7)):
+        for name, value in post.sample(5, 7).items():
+            np.testing.assert_array_equal(post.sample(5, key)[name], value)
+        np.testing.assert_array_equal(post.predict(n=300, seed=key).probs, post.predict(n=300, seed=7).probs)
+    # `num_samples` is the same option as `n` under its older name
+    np.testing.assert_array_equal(post.predict(num_samples=300, seed=2).probs, post.predict(n=300, seed=2).probs)
+    with pytest.raises(ConfigError, match="not both"):
+        post.predict(n=10, num_samples=10)
+    with pytest.raises(ConfigError, match="unknown option"):
+        post.predict(noisy=False)
 
 
 def test_bad_input_is_named():
@@ -98,7 +114,7 @@ def test_bad_input_is_named():
         bk.fit(model, {"X": X, "y": y + 0.5}, engine=engine)
     with pytest.raises(DataError, match="rows"):
         bk.fit(model, {"X": X[:10], "y": y}, engine=engine)
-    with pytest.raises(ModelError, match="num_classes"):
+    with pytest.raises(ConfigError, match="`num_classes` must be an int >= 2"):
         ProcessClassifier(RBF(), num_classes=1)
     with pytest.raises(ModelError, match="InverseGamma"):
         ProcessClassifier(RBF(), scale_prior=LogNormal())
@@ -106,6 +122,8 @@ def test_bad_input_is_named():
         bk.SparseVariational(num_samples=0)
     with pytest.raises(ConfigError, match="batch_size"):
         bk.SparseVariational(batch_size=0)
+    with pytest.raises(ConfigError, match="`learning_rate` must be a finite number > 0"):
+        bk.SparseVariational(learning_rate=0.0)
 
 
 def test_student_t_process_is_less_confident_far_from_the_data():
@@ -129,7 +147,7 @@ def test_student_t_process_is_less_confident_far_from_the_data():
         model = ProcessClassifier(NNGP(weight_var=2.0, bias_var=0.1), num_classes=3, scale_prior=prior,
                                   num_inducing=10)
         post = bk.fit(model, {"X": X, "y": y}, engine=engine, seed=0)
-        entropy[name] = post.predict({"X": far}, num_samples=20_000, seed=5).entropy().mean()
-        accuracy[name] = post.predict({"X": Xt}, num_samples=2000).accuracy(yt)
+        entropy[name] = post.predict({"X": far}, n=20_000, seed=5).entropy().mean()
+        accuracy[name] = post.predict({"X": Xt}, n=2000).accuracy(yt)
     assert entropy["t"] > entropy["gp"] + 3e-3
     assert min(accuracy.values()) >= 0.95

@@ -208,8 +208,8 @@ def test_rbf_and_matern_closed_forms():
         (lambda: NNGP(activation="tanh"), "`activation` must be one of"),
         (lambda: RBF(lengthscale=-2.0), "RBF: `lengthscale` must be positive"),
         (lambda: Matern(nu=2.0), "Matern: `nu` must be 0.5, 1.5 or 2.5"),
-        (lambda: NTK(parameterization="standard"), "NTK: the standard-parameterisation NTK grows with the hidden"),
-        (lambda: NNGP(parameterization="mean-field"), "`parameterization` must be 'ntk' or 'standard'"),
+        (lambda: NTK(parameterization="standard"), r"`width` must be an int >= 1 \(the standard-parameterisation NTK"),
+        (lambda: NNGP(parameterization="mean-field"), "`parameterization` must be one of 'ntk', 'standard'"),
     ],
 )
 def test_bad_hyperparameters(make, match):

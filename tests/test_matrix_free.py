@@ -81,6 +81,7 @@ def test_fit_follows_the_cholesky_path_and_the_posterior_works_downstream():
     for name, value in dense.hyperparameters().items():
         np.testing.assert_allclose(mf.hyperparameters()[name], value, rtol=0.02, err_msg=name)
     assert len(mf.history) == 15
+    assert isinstance(mf.engine, bk.Exact) and mf.engine.solver == "cg" and mf.markov is False
     draws = mf.sample(100, seed=0)
     assert draws["f"].shape == (100, 600) and np.all(draws["sigma2"] > 0)
     f = mf.sample_functions(X[:5], 10, seed=0)

@@ -160,6 +160,39 @@ def test_posterior_draws_of_sigma2():
     assert abs(draws["sigma2"].mean() - exact.mean()) < 4 * exact.std() / np.sqrt(4000)
 
 
+def test_posterior_contract():
+    # the engine that made it, independent draws, an int seed gives what its JAX key gives, and
+    # predict has the common signature (options by name, n refused: the predictive is closed form)
+    import jax
+
+    engine = bk.Exact(optimize=False)
+    post = bk.fit(ScaleMixtureProcess(KERNEL, noise=NOISE, scale_prior=Gamma(3.0, 2.0)), data={"X": X, "y": Y},
+                  engine=engine)
+    assert post.engine is engine and post.markov is False
+    for key in (jax.random.PRNGKey(4), jax.random.key(4)):
+        for name, value in post.sample(6, 4).items():
+            np.testing.assert_array_equal(post.sample(6, key)[name], value)
+    f_only = post.predict({"X": X_NEW}, seed=1, noisy=False)
+    assert np.all(f_only.v < post.predict({"X": X_NEW}).v)
+    with pytest.raises(bk.ConfigError, match="not draws"):
+        post.predict({"X": X_NEW}, n=10)
+    with pytest.raises(bk.ConfigError, match="unknown option"):
+        post.predict({"X": X_NEW}, num_samples=10)
+
+
+def test_dataset_prior_capability():
+    from bayeskit.core.model import DatasetPriorSource, MarginalLikelihood
+
+    process = ScaleMixtureProcess(KERNEL, noise=NOISE, scale_prior=InverseGamma(2.5, 1.5))
+    assert isinstance(process, MarginalLikelihood) and isinstance(process, DatasetPriorSource)
+    try:
+        from bayeskit.models.priors import ProcessPrior
+    except ImportError:
+        pytest.skip("bayeskit.models.priors is not there yet")
+    prior = process.dataset_prior(x_dim=2)
+    assert isinstance(prior, ProcessPrior) and prior.process is process and prior.x_dim == 2
+
+
 def test_type2_ml_improves_and_respects_fixed():
     process = ScaleMixtureProcess(RBF(variance=1.0, lengthscale=3.0), noise=0.5, scale_prior=InverseGamma(2.0, 2.0))
     start = bk.fit(process, data={"X": X, "y": Y}, engine=bk.Exact(optimize=False)).log_marginal_likelihood
@@ -213,6 +246,8 @@ def test_bad_settings():
         InverseGamma(0.0, 1.0)
     with pytest.raises(bk.ModelError, match="`kernel` must be a bayeskit kernel"):
         ScaleMixtureProcess("rbf")
+    with pytest.raises(bk.ConfigError, match="`learning_rate` must be a finite number > 0"):
+        bk.Exact(learning_rate=-1.0)
     with pytest.raises(bk.ConfigError, match="`fixed` names 'kernel.period'"):
         bk.fit(ScaleMixtureProcess(RBF()), data={"X": X, "y": Y}, engine=bk.Exact(fixed=("kernel.period",)))
     with pytest.raises(bk.IncompatibleEngineError, match="engine NUTS cannot fit model"):

@@ -3,18 +3,25 @@ type-II maximum likelihood of the hyperparameters."""
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.cache import cached, program_key
+from ...core.checks import check_bool, check_int, check_positive
 from ...core.engine import Engine
 from ...core.errors import ConfigError
 from ...core.model import MarginalLikelihood
 from ...core.optimise import run_steps
-from ...models.processes.process import ScaleMixtureProcess, check_data, hyperparameter_names, with_working_jitter
+from ...models.processes.process import (
+    ScaleMixtureProcess,
+    check_data,
+    check_fixed,
+    hyperparameter_names,
+    with_working_jitter,
+)
 from .posterior import ProcessPosterior
 from .settings import MatrixFree
 
@@ -42,14 +49,15 @@ class Exact(Engine):
     solver: str | MatrixFree = "auto"
 
     capability: ClassVar = MarginalLikelihood
+    #: the Adam step compiles the same program whatever the number of steps or the solver setting
+    runtime_fields: ClassVar = ("progress", "steps", "optimize", "solver")
 
     def __check_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"`steps` must be an int >= 1, got {self.steps!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ConfigError(f"`learning_rate` must be positive, got {self.learning_rate!r}")
-        if isinstance(self.fixed, str) or not all(isinstance(f, str) for f in self.fixed):
-            raise ConfigError(f"`fixed` must be a tuple of hyperparameter paths, got {self.fixed!r}")
+        check_bool("optimize", self.optimize)
+        check_bool("progress", self.progress)
+        check_int("steps", self.steps)
+        check_positive("learning_rate", self.learning_rate)
+        check_fixed(self.fixed)
         if not (isinstance(self.solver, MatrixFree) or self.solver in ("auto", "cholesky", "cg")):
             raise ConfigError(f"`solver` must be 'auto', 'cholesky', 'cg' or a bk.MatrixFree(...), got {self.solver!r}")
 
@@ -73,11 +81,12 @@ class Exact(Engine):
         if self.optimize:
             process, history = self._type2_ml(process, X, y)
             process = with_working_jitter(process, X)
-        return ProcessPosterior(process, X, y, history)
+        return ProcessPosterior(process, X, y, history, engine=self)
 
     def _type2_ml(self, process, X, y):
         treedef, values, free = self.free_leaves(process, y.dtype)
-        build, step, init = _optimiser(treedef, tuple(free), float(self.learning_rate))
+        key = program_key("Exact.type2_ml", treedef, static=tuple(free), arrays={"X": X, "y": y}, engine=self)
+        build, step, init = cached(key, lambda: _optimiser(treedef, tuple(free), float(self.learning_rate)))
         theta = [jnp.log(values[i]) for i in free]
         best, history = self.optimise(lambda th, st: step(th, st, values, X, y), theta, init(theta), y.shape[0])
         return build(best, values), history
@@ -100,9 +109,9 @@ class Exact(Engine):
                          label="log ML")
 
 
-@functools.lru_cache(maxsize=32)
 def _optimiser(treedef, free: tuple[int, ...], learning_rate: float):
-    """(build, jitted Adam step, init) for one process structure; cached so refits compile nothing.
+    """(build, jitted Adam step, init) for one process structure (kept in the program cache, so
+    refits compile nothing).
 
     ``build(theta, values)`` puts exp(theta) into the free leaves; the loss is -log ML / n.
     """

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.errors import ConfigError, ModelError
-from ...core.posterior import _check_n
+from ...core.posterior import check_n
+from ...core.seeds import as_key, seed_sequence
 from ...models.processes import blocked
 from ...models.processes.process import hyperparameter_names
 from ...models.processes.quadrature import log_marginal
@@ -122,8 +123,7 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
     each step's probes seeded from `key`."""
     import optax
 
-    seeds = np.random.SeedSequence(np.asarray(jax.random.key_data(key)).ravel().tolist())
-    base_seed = int(seeds.generate_state(1)[0] >> 1)
+    base_seed = int(seed_sequence(key).generate_state(1)[0] >> 1)
     objective = MatrixFreeObjective(process, X, y, settings)
     history = ()
     if engine.optimize:
@@ -151,7 +151,7 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
         theta = [jnp.log(values[i]) for i in free]
         best, history = engine.optimise(step, theta, opt.init(theta), n)
         process = jax.tree_util.tree_unflatten(treedef, leaves_of(best))
-    return MatrixFreeProcessPosterior(process, X, y, history, settings=settings, seed=base_seed,
+    return MatrixFreeProcessPosterior(process, X, y, history, engine=engine, settings=settings, seed=base_seed,
                                       source=objective.source)
 
 
@@ -160,12 +160,12 @@ class MatrixFreeProcessPosterior(ProcessPosterior):
     Lanczos quadrature (so ``log_marginal_likelihood`` is an estimate), predictive variances by
     LOVE (A⁻¹ ≈ R Rᵀ of rank ``love_rank``, slightly over-estimating the variance)."""
 
-    def __init__(self, process, X, y, history=(), *, settings: MatrixFree | None = None, seed: int = 0,
-                 source=None):
+    def __init__(self, process, X, y, history=(), *, engine=None, settings: MatrixFree | None = None,
+                 seed: int = 0, source=None):
         settings = MatrixFree() if settings is None else settings
         self.settings, self._seed = settings, int(seed)
         self._objective = MatrixFreeObjective(process, X, y, settings, source)
-        super().__init__(process, X, y, history)
+        super().__init__(process, X, y, history, engine=engine)
 
     def _factorise(self):
         import torch
@@ -195,12 +195,10 @@ class MatrixFreeProcessPosterior(ProcessPosterior):
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """`n` posterior draws of σ² and, up to 4,096 training points, of f there (jointly, via LOVE);
         for more points draw functions where you need them with `sample_functions`."""
-        n = _check_n(n)
+        n = check_n(n)
         if self.X.shape[0] <= MAX_JOINT_F:
             return super().sample(n, seed)
         warnings.warn(f"drawing σ² only: joint draws of f at {self.X.shape[0]} training inputs need an "
                       f"N x N factor; use sample_functions(X_new, n) at the inputs you need", UserWarning,
                       stacklevel=2)
-        from ...core.seeds import as_key
-
         return {"sigma2": np.asarray(self._sample_s2(as_key(seed), n))}

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import softmax
 
-from ...core.posterior import Posterior, _check_n
+from ...core.cache import cached, program_key
+from ...core.errors import ConfigError
+from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
 from ...models.processes.predictive import ProcessPredictive
@@ -21,12 +23,16 @@ class ProcessPosterior(Posterior):
 
     ``predict(X_new)`` gives the predictive distribution of targets (``noisy=True``) or of f;
     ``sample(n)`` draws σ² and f at the training inputs; ``sample_functions(X_new, n)`` draws
-    whole functions jointly at new inputs.
+    whole functions jointly at new inputs. ``engine`` is the engine that fitted it; the draws are
+    independent (``markov`` False).
     """
 
-    def __init__(self, process, X, y, history=()):
+    markov = False
+
+    def __init__(self, process, X, y, history=(), *, engine=None):
         self.process, self.X, self.y = process, X, y
         self.history = tuple(history)
+        self.engine = engine
         q, logdet = self._factorise()
         self._set_scale_posterior(q, logdet)
 
@@ -65,14 +71,27 @@ class ProcessPosterior(Posterior):
 
     # -- predictions ---------------------------------------------------------------------------------
     def _conditional(self, X_new, noisy):
-        mean, v = _conditional(self.process.kernel, self._L, self._alpha, self.X, X_new)
+        mean, v = _conditional()(self.process.kernel, self._L, self._alpha, self.X, X_new)
         return np.asarray(mean), np.asarray(v) + (self.process.noise if noisy else 0.0)
 
-    def predict(self, new_data=None, *, noisy: bool = True) -> ProcessPredictive:
-        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X)."""
+    def predict(self, new_data=None, *, seed=0, n: int | None = None, **options) -> ProcessPredictive:
+        """The exact predictive distribution at new inputs (``{"X": X_new}`` or an array; default:
+        the training X), of targets or, with the option ``noisy=False``, of f.
+
+        It is closed form, so neither ``seed`` nor ``n`` is used: draw from it with
+        ``predict(...).sample(n, seed)`` (``n`` is refused rather than ignored).
+        """
+        noisy = options.pop("noisy", True)
+        if options:
+            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for {type(self).__name__}.predict "
+                              f"(it takes noisy=)")
+        if n is not None:
+            raise ConfigError(f"{type(self).__name__}.predict returns the exact predictive distribution, not draws: "
+                              f"leave `n` out and draw with .predict(new_data).sample(n, seed)")
+        as_key(seed)  # a bad seed is an error here too
         X_new = self.X if new_data is None else as_inputs(new_data["X"] if isinstance(new_data, dict) else new_data,
                                                               "X")
-        mean, v = self._conditional(X_new, noisy)
+        mean, v = self._conditional(X_new, bool(noisy))
         if self._family == "normal":
             return ProcessPredictive(mean, v, "normal", self._s2)
         if self._family == "student_t":
@@ -109,11 +128,11 @@ class ProcessPosterior(Posterior):
 
     def sample_functions(self, X_new, n: int, seed=0, *, noisy: bool = False) -> np.ndarray:
         """(n, m) joint draws of f(X_new) (or of targets, ``noisy=True``) from the posterior."""
-        return self._draw(X_new, _check_n(n), seed, noisy)[1]
+        return self._draw(X_new, check_n(n), seed, noisy)[1]
 
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """`n` joint posterior draws of σ² and of f at the training inputs."""
-        s2, f = self._draw(self.X, _check_n(n), seed, noisy=False)
+        s2, f = self._draw(self.X, check_n(n), seed, noisy=False)
         return {"sigma2": s2, "f": f}
 
     def attrs(self):
@@ -122,10 +141,14 @@ class ProcessPosterior(Posterior):
         return out
 
 
-@jax.jit
-def _conditional(kernel, L, alpha, X, X_new):
-    """Predictive mean K*ₓA⁻¹y and variance per unit σ², k** − K*ₓA⁻¹Kₓ*, at X_new (compiled once
-    per kernel structure and shapes)."""
+def _conditional():
+    """The compiled predictive moments (one program in the program cache; jit specialises it per
+    kernel structure and shapes)."""
+    return cached(program_key("ProcessPosterior.conditional", _conditional_impl), lambda: jax.jit(_conditional_impl))
+
+
+def _conditional_impl(kernel, L, alpha, X, X_new):
+    """Predictive mean K*ₓA⁻¹y and variance per unit σ², k** − K*ₓA⁻¹Kₓ*, at X_new."""
     Ks = kernel(X, X_new)  # (n, m)
     w = jax.scipy.linalg.solve_triangular(L, Ks, lower=True)
     return Ks.T @ alpha, jnp.maximum(kernel.diag(X_new) - jnp.sum(w * w, axis=0), 0.0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 
-from ...core.errors import ConfigError
+from ...core.checks import check_choice, check_int, check_positive
+from ...core.module import Module
 
 CACHE_FRACTION = 0.5  # "auto" stores K when it takes at most this share of physical memory
 
@@ -19,8 +19,7 @@ def _physical_memory() -> int:
         return 8 * 2**30
 
 
-@dataclasses.dataclass(frozen=True)
-class MatrixFree:
+class MatrixFree(Module, pytree=False):
     """GPyTorch's matrix-free linear algebra for a process: ``bk.Exact(solver=bk.MatrixFree(...))``.
 
     The marginal likelihood needs q = yᵀA⁻¹y and log|A| (A = K + εI). Here q comes from
@@ -46,20 +45,14 @@ class MatrixFree:
     love_rank: int = 100
     cache: str | None = "auto"
 
-    def __post_init__(self):
-        for name in ("tolerance", "eval_tolerance"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigError(f"MatrixFree: `{name}` must be positive, got {value!r}")
+    def __check_init__(self):
+        check_positive("tolerance", self.tolerance)
+        check_positive("eval_tolerance", self.eval_tolerance)
         for name in ("max_iterations", "probes", "lanczos_iterations", "love_rank"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"MatrixFree: `{name}` must be an int >= 1, got {value!r}")
-        rank = self.preconditioner_rank
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
-            raise ConfigError(f"MatrixFree: `preconditioner_rank` must be an int >= 0, got {rank!r}")
-        if self.cache not in ("auto", "float64", "float32", None):
-            raise ConfigError(f"MatrixFree: `cache` must be 'auto', 'float64', 'float32' or None, got {self.cache!r}")
+            check_int(name, getattr(self, name))
+        check_int("preconditioner_rank", self.preconditioner_rank, 0)
+        if self.cache is not None:
+            check_choice("cache", self.cache, ("auto", "float64", "float32"))
 
     def cache_dtype(self, n: int, dtype) -> np.dtype | None:
         """The dtype K is stored in for `n` points of working `dtype`, or None (recompute)."""

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.cache import cached, program_key
+from ...core.checks import check_bool, check_int, check_positive
 from ...core.engine import Engine
 from ...core.errors import ConfigError
 from ...core.model import SparseClassifier
 from ...core.optimise import run_steps
 from ...models.processes import classification as clf
-from ...models.processes.process import hyperparameter_names
+from ...models.processes.process import check_fixed, hyperparameter_names
 from .posterior import ClassifierPosterior
 
 
@@ -38,20 +39,17 @@ class SparseVariational(Engine):
     progress: bool = True
 
     capability: ClassVar = SparseClassifier
+    #: the Adam step compiles the same program whatever the number of steps
+    runtime_fields: ClassVar = ("progress", "steps")
 
     def __check_init__(self):
-        for name in ("steps", "num_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"`{name}` must be an int >= 1, got {value!r}")
-        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
-                                            or self.batch_size < 1):
-            raise ConfigError(f"`batch_size` must be None or an int >= 1, got {self.batch_size!r}")
-        if isinstance(self.learning_rate, bool) or not (isinstance(self.learning_rate, (int, float))
-                                                        and self.learning_rate > 0):
-            raise ConfigError(f"`learning_rate` must be positive, got {self.learning_rate!r}")
-        if isinstance(self.fixed, str) or not all(isinstance(f, str) for f in self.fixed):
-            raise ConfigError(f"`fixed` must be a tuple of hyperparameter paths, got {self.fixed!r}")
+        check_int("steps", self.steps)
+        check_int("num_samples", self.num_samples)
+        check_int("batch_size", self.batch_size, optional=True)
+        check_positive("learning_rate", self.learning_rate)
+        check_bool("learn_inducing", self.learn_inducing)
+        check_bool("progress", self.progress)
+        check_fixed(self.fixed)
 
     def fit(self, model: clf.ProcessClassifier, data, key) -> ClassifierPosterior:
         X, y = clf.check_labels(data, model.num_classes)
@@ -67,8 +65,10 @@ class SparseVariational(Engine):
         key_init, key_run = jax.random.split(key)
         params = init_params(model, X, kernel_leaves, free, key_init)
         batch = n if self.batch_size is None else min(self.batch_size, n)
-        step, init = _step(kernel_def, free, float(self.learning_rate), self.num_samples, batch, n,
-                           self.learn_inducing)
+        key = program_key("SparseVariational.step", kernel_def, static=(free, batch, n),
+                          arrays={"X": X, "y": y}, engine=self)
+        step, init = cached(key, lambda: _step(kernel_def, free, float(self.learning_rate), self.num_samples, batch,
+                                               n, self.learn_inducing))
         fixed_leaves = [jnp.asarray(v, dtype=X.dtype) for v in kernel_leaves]
         keys = iter(jax.random.split(key_run, self.steps))
 
@@ -78,7 +78,7 @@ class SparseVariational(Engine):
         params, history = run_steps(one_step, params, init(params), steps=self.steps, n=n, progress=self.progress,
                                     desc="sparse VI", label="ELBO", keep="last")
         kernel = build_kernel(kernel_def, fixed_leaves, free, params["kernel"])
-        return ClassifierPosterior(model, kernel, params, X, y, history)
+        return ClassifierPosterior(model, kernel, params, X, y, history, engine=self)
 
 
 def build_kernel(kernel_def, leaves, free, log_values):
@@ -124,9 +124,9 @@ def elbo(params, kernel_def, free, fixed_leaves, scale_prior, X, y, key, num_sam
     return ell * (n / y.shape[0]) - clf.kl(scale_prior, m, R, a_q, b_q)
 
 
-@functools.lru_cache(maxsize=32)
 def _step(kernel_def, free, learning_rate, num_samples, batch, n, learn_inducing):
-    """(jitted Adam step on -ELBO / n, init), cached per structure so refits compile nothing."""
+    """(jitted Adam step on -ELBO / n, init) for one structure (kept in the program cache, so refits
+    compile nothing)."""
     import optax
 
     opt = optax.adam(learning_rate)

@@ -6,7 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...core.posterior import Posterior, _check_n
+from ...core.cache import cached, program_key
+from ...core.errors import ConfigError
+from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
 from ...models.processes import classification as clf
@@ -19,12 +21,16 @@ class ClassifierPosterior(Posterior):
 
     ``predict(X_new)`` gives class probabilities E_q[softmax f(x)] (Monte Carlo over σ² and f);
     ``sample(n)`` draws σ² and the inducing values u (n, C, M) from q; ``elbo`` is the last
-    estimate, ``history`` the ELBO per step.
+    estimate, ``history`` the ELBO per step. ``engine`` is the engine that fitted it; draws from q
+    are independent (``markov`` False).
     """
 
-    def __init__(self, model, kernel, params, X, y, history=()):
+    markov = False
+
+    def __init__(self, model, kernel, params, X, y, history=(), *, engine=None):
         from .engine import unpack
 
+        self.engine = engine
         self.model, self.kernel, self.X, self.y = model, kernel, X, y
         self.params = params
         self.Z, self.m, self.R, self.a_q, self.b_q = unpack(params)
@@ -46,18 +52,29 @@ class ClassifierPosterior(Posterior):
         out["Z"] = np.asarray(self.Z)
         return out
 
-    def predict(self, new_data=None, *, num_samples: int = 2000, seed=0) -> ClassPredictive:
-        """Predictive class probabilities at new inputs (``{"X": X_new}`` or an array; default: training X)."""
+    def predict(self, new_data=None, *, seed=0, n: int | None = None, **options) -> ClassPredictive:
+        """Predictive class probabilities at new inputs (``{"X": X_new}`` or an array; default: training X),
+        averaged over ``n`` Monte Carlo draws of (σ², f) from q (default 2000; ``num_samples=`` is
+        the same option under its older name)."""
+        num_samples = options.pop("num_samples", None)
+        if options:
+            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for {type(self).__name__}.predict")
+        if n is not None and num_samples is not None:
+            raise ConfigError("pass the number of Monte Carlo draws once: `n` or `num_samples`, not both")
+        if n is None:
+            n, name = (2000, "n") if num_samples is None else (num_samples, "num_samples")
+        else:
+            name = "n"
+        num_samples = check_n(n, name)
         X_new = self.X if new_data is None else as_inputs(
             new_data["X"] if isinstance(new_data, dict) else new_data, "X")
-        num_samples = _check_n(num_samples)
-        probs, mean, v = _predict(self.kernel, self.model.scale_prior, self.Z, self.m, self.R, self.a_q, self.b_q,
+        probs, mean, v = _predict()(self.kernel, self.model.scale_prior, self.Z, self.m, self.R, self.a_q, self.b_q,
                                   X_new, as_key(seed), num_samples)
         return ClassPredictive(np.asarray(probs), np.asarray(mean.T), np.asarray(v.T))
 
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """`n` draws from q of σ² and of the inducing values u_c = L(m_c + σ R_c ε) (n, C, M)."""
-        n = _check_n(n)
+        n = check_n(n)
         key_s, key_e = jax.random.split(as_key(seed))
         s2 = clf.sample_sigma2(self.model.scale_prior, self.a_q, self.b_q, key_s, (n,))
         eps = jax.random.normal(key_e, (n, *self.m.shape), dtype=self.m.dtype)
@@ -81,4 +98,8 @@ def _predict_impl(kernel, scale_prior, Z, m, R, a_q, b_q, X_new, key, num_sample
     return (total / (chunks * 100)).T, mean, v
 
 
-_predict = jax.jit(_predict_impl, static_argnames=("num_samples",))
+def _predict():
+    """The compiled predictive (one program in the program cache; jit specialises it per kernel
+    structure, shapes and number of draws)."""
+    return cached(program_key("ClassifierPosterior.predict", _predict_impl),
+                  lambda: jax.jit(_predict_impl, static_argnames=("num_samples",)))

@@ -1,33 +1,19 @@
 """Kernels: positive-definite covariance functions k(x, x') as small frozen pytrees.
 
-A kernel is a frozen dataclass registered as a JAX pytree: its hyperparameters are leaves
-(so ``jax.grad`` differentiates through them and ``jit``/``vmap`` see arrays), its structural
-settings (depth, activation, smoothness) are static. ``kernel(x1, x2)`` returns the
+A kernel is a `core.module.Module`: a frozen dataclass and a JAX pytree whose hyperparameters
+are leaves (so ``jax.grad`` differentiates through them and ``jit``/``vmap`` see arrays) and whose
+structural settings (depth, activation, smoothness) are ``field(static=True)``; range checks live
+in ``__check_init__`` (`core.checks`). ``kernel(x1, x2)`` returns the
 ``(n1, n2)`` matrix, ``kernel.diag(x)`` the ``(n,)`` diagonal. Inputs are ``(n, d)`` arrays.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ...core.errors import ConfigError, DataError
-
-
-def kernel_dataclass(cls=None, *, static: tuple[str, ...] = ()):
-    """Make `cls` a frozen dataclass and a pytree; fields in `static` are not differentiated."""
-
-    def wrap(c):
-        c = dataclasses.dataclass(frozen=True)(c)
-        fields = [f.name for f in dataclasses.fields(c)]
-        return jax.tree_util.register_dataclass(
-            c, data_fields=[f for f in fields if f not in static], meta_fields=[f for f in fields if f in static]
-        )
-
-    return wrap if cls is None else wrap(cls)
+from ...core.errors import DataError
+from ...core.module import Module
 
 
 def check_kernel(kernel) -> None:
@@ -36,28 +22,6 @@ def check_kernel(kernel) -> None:
 
     if not isinstance(kernel, Kernel):
         raise ModelError(f"`kernel` must be a bayeskit kernel (e.g. NNGP(), RBF()), got {type(kernel).__name__}")
-
-
-def _check_values(owner: str, values: dict, allow_zero: bool) -> None:
-    """Raise ConfigError for a concrete value that is non-finite, negative, or zero unless allowed
-    (traced values are skipped: they are checked where they were concrete)."""
-    for name, value in values.items():
-        if isinstance(value, jax.core.Tracer):
-            continue
-        v = np.asarray(value)
-        if not np.all(np.isfinite(v)) or np.any(v < 0) or (not allow_zero and np.any(v == 0)):
-            what = "must be >= 0 and finite" if allow_zero else "must be positive and finite"
-            raise ConfigError(f"{owner}: `{name}` {what}, got {value!r}")
-
-
-def check_positive(owner: str, **values) -> None:
-    """Raise ConfigError for a concrete hyperparameter that is not > 0."""
-    _check_values(owner, values, allow_zero=False)
-
-
-def check_non_negative(owner: str, **values) -> None:
-    """Raise ConfigError for a concrete hyperparameter that is not >= 0."""
-    _check_values(owner, values, allow_zero=True)
 
 
 def safe_sqrt(x, xp=jnp):
@@ -76,7 +40,7 @@ def as_inputs(x, name: str = "x") -> jax.Array:
     return x
 
 
-class Kernel:
+class Kernel(Module):
     """Base class: subclasses implement ``matrix(x1, x2)`` and ``diagonal(x)`` on 2-D inputs."""
 
     def __call__(self, x1, x2=None) -> jax.Array:

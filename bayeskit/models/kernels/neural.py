@@ -18,9 +18,11 @@ from collections.abc import Callable
 
 import jax.numpy as jnp
 
+from ...core.checks import check_choice, check_int, check_non_negative_values, check_positive_values
 from ...core.errors import ConfigError
+from ...core.module import field
 from .activations import CLOSED_FORMS, gauss_hermite
-from .base import Kernel, check_non_negative, check_positive, kernel_dataclass
+from .base import Kernel
 
 
 def expectation_map(activation, order: int = 64):
@@ -64,35 +66,28 @@ def fully_connected(x1, x2, *, weight_var, bias_var, hidden_layers, maps, xp, di
     return nngp, ntk
 
 
-@kernel_dataclass(static=("hidden_layers", "activation", "quadrature_order", "parameterization", "width"))
 class _FullyConnected(Kernel):
     """Settings shared by `NNGP` and `NTK`; ``_which`` picks the kernel of the pair."""
 
     weight_var: float = 2.0
     bias_var: float = 0.0
-    hidden_layers: int = 2
-    activation: str | Callable = "relu"
-    quadrature_order: int = 64
-    parameterization: str = "ntk"
-    width: int | None = None
+    hidden_layers: int = field(static=True, default=2)
+    activation: str | Callable = field(static=True, default="relu")
+    quadrature_order: int = field(static=True, default=64)
+    parameterization: str = field(static=True, default="ntk")
+    width: int | None = field(static=True, default=None)
     _which = 0
 
-    def __post_init__(self):
+    def __check_init__(self):
         name = type(self).__name__
-        check_positive(name, weight_var=self.weight_var)
-        check_non_negative(name, bias_var=self.bias_var)
-        if not isinstance(self.hidden_layers, int) or isinstance(self.hidden_layers, bool) or self.hidden_layers < 0:
-            raise ConfigError(f"{name}: `hidden_layers` must be an int >= 0, got {self.hidden_layers!r}")
-        if not isinstance(self.quadrature_order, int) or self.quadrature_order < 2:
-            raise ConfigError(f"{name}: `quadrature_order` must be an int >= 2, got {self.quadrature_order!r}")
+        check_positive_values(name, weight_var=self.weight_var)
+        check_non_negative_values(name, bias_var=self.bias_var)
+        check_int("hidden_layers", self.hidden_layers, 0)
+        check_int("quadrature_order", self.quadrature_order, 2)
         expectation_map(self.activation, self.quadrature_order)  # validates the activation
-        if self.parameterization not in ("ntk", "standard"):
-            raise ConfigError(f"{name}: `parameterization` must be 'ntk' or 'standard', got {self.parameterization!r}")
-        if self._which == 1 and self.parameterization == "standard" and (
-            not isinstance(self.width, int) or self.width < 1
-        ):
-            raise ConfigError(f"{name}: the standard-parameterisation NTK grows with the hidden width: "
-                              f"pass `width` (an int >= 1), got {self.width!r}")
+        check_choice("parameterization", self.parameterization, ("ntk", "standard"))
+        if self._which == 1 and self.parameterization == "standard":
+            check_int("width", self.width, why="the standard-parameterisation NTK grows with the hidden width")
 
     def _kernels(self, x1, x2, diagonal=False):
         return fully_connected(
@@ -108,7 +103,6 @@ class _FullyConnected(Kernel):
         return self._kernels(x, None, diagonal=True)[self._which]
 
 
-@kernel_dataclass(static=("hidden_layers", "activation", "quadrature_order", "parameterization", "width"))
 class NNGP(_FullyConnected):
     """NNGP kernel Σ^{L+1} of a fully connected network with ``hidden_layers`` = L hidden layers.
 
@@ -120,7 +114,6 @@ class NNGP(_FullyConnected):
     _which = 0
 
 
-@kernel_dataclass(static=("hidden_layers", "activation", "quadrature_order", "parameterization", "width"))
 class NTK(_FullyConnected):
     """Neural tangent kernel Θ^{L+1}; same settings as `NNGP`.
 

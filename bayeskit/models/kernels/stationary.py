@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ...core.checks import check_positive_values
 from ...core.errors import ConfigError
-from .base import Kernel, check_positive, kernel_dataclass, safe_sqrt
+from ...core.module import field
+from .base import Kernel, safe_sqrt
 
 
 def _scaled_sqdist(x1, x2, lengthscale):
@@ -14,15 +16,14 @@ def _scaled_sqdist(x1, x2, lengthscale):
     return jnp.maximum(d2, 0.0)
 
 
-@kernel_dataclass
 class RBF(Kernel):
     """k(x, x') = variance · exp(-|x - x'|² / (2 lengthscale²)); `lengthscale` scalar or per dimension."""
 
     variance: float = 1.0
     lengthscale: float = 1.0
 
-    def __post_init__(self):
-        check_positive("RBF", variance=self.variance, lengthscale=self.lengthscale)
+    def __check_init__(self):
+        check_positive_values("RBF", variance=self.variance, lengthscale=self.lengthscale)
 
     def matrix(self, x1, x2):
         return self.variance * jnp.exp(-0.5 * _scaled_sqdist(x1, x2, self.lengthscale))
@@ -31,18 +32,17 @@ class RBF(Kernel):
         return jnp.full(x.shape[0], self.variance, dtype=jnp.result_type(x, self.variance))
 
 
-@kernel_dataclass(static=("nu",))
 class Matern(Kernel):
     """Matérn kernel with smoothness ``nu`` in {0.5, 1.5, 2.5}; r = |x - x'| / lengthscale."""
 
     variance: float = 1.0
     lengthscale: float = 1.0
-    nu: float = 2.5
+    nu: float = field(static=True, default=2.5)
 
-    def __post_init__(self):
+    def __check_init__(self):
         if self.nu not in (0.5, 1.5, 2.5):
             raise ConfigError(f"Matern: `nu` must be 0.5, 1.5 or 2.5, got {self.nu!r}")
-        check_positive("Matern", variance=self.variance, lengthscale=self.lengthscale)
+        check_positive_values("Matern", variance=self.variance, lengthscale=self.lengthscale)
 
     def matrix(self, x1, x2):
         r = safe_sqrt(_scaled_sqdist(x1, x2, self.lengthscale))  # zero gradient at duplicate points

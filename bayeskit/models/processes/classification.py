@@ -25,8 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.checks import check_int
 from ...core.errors import DataError, ModelError
-from ..kernels.base import Kernel, check_kernel, kernel_dataclass
+from ...core.module import Module, field
+from ..kernels.base import Kernel, check_kernel
 from .divergences import expected_gaussian_kl, kl_inverse_gamma
 from .process import check_xy
 from .scale_priors import Fixed, InverseGamma, ScalePrior
@@ -34,31 +36,24 @@ from .scale_priors import Fixed, InverseGamma, ScalePrior
 INDUCING_JITTER = 1e-6  # added to K(Z, Z), relative to its mean diagonal
 
 
-@kernel_dataclass(static=("num_classes", "num_inducing"))
-class ProcessClassifier:
+class ProcessClassifier(Module):
     """A Student-t (``InverseGamma``) or Gaussian (``Fixed``) process classifier with `num_classes`
     classes. Fit with ``bk.fit(model, data={"X": X, "y": labels}, engine=bk.SparseVariational())``;
-    labels are integers in [0, num_classes).
+    labels are integers in [0, num_classes). Capability: `SparseClassifier` (`core.model`).
     """
 
     kernel: Kernel
-    num_classes: int = 2
+    num_classes: int = field(static=True, default=2)
     scale_prior: ScalePrior = InverseGamma(2.0, 2.0)
-    num_inducing: int = 50
+    num_inducing: int = field(static=True, default=50)
 
-    engines = ("SparseVariational",)
-    name = "ProcessClassifier"
-
-    def __post_init__(self):
+    def __check_init__(self):
         check_kernel(self.kernel)
         if not isinstance(self.scale_prior, (Fixed, InverseGamma)):
             raise ModelError("`scale_prior` of a classifier must be InverseGamma (Student-t process) or Fixed "
                              f"(Gaussian process): q(σ²) is inverse gamma, got {self.scale_prior!r}")
-        for name in ("num_classes", "num_inducing"):
-            value = getattr(self, name)
-            low = 2 if name == "num_classes" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ModelError(f"`{name}` must be an int >= {low}, got {value!r}")
+        check_int("num_classes", self.num_classes, 2)
+        check_int("num_inducing", self.num_inducing, 1)
 
     @property
     def student_t(self) -> bool:

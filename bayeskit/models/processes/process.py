@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...core.errors import DataError, ModelError
-from ..kernels.base import Kernel, as_inputs, check_kernel, check_non_negative, kernel_dataclass
+from ...core.checks import check_non_negative_values
+from ...core.errors import ConfigError, DataError, ModelError
+from ...core.module import Module
+from ..kernels.base import Kernel, as_inputs, check_kernel
 from .linalg import quad_logdet
 from .quadrature import log_marginal
 from .scale_priors import InverseGamma, ScalePrior
@@ -25,14 +27,17 @@ from .scale_priors import InverseGamma, ScalePrior
 MAX_JITTER = 1e-4  # relative to the mean diagonal of A
 
 
-@kernel_dataclass
-class ScaleMixtureProcess:
+class ScaleMixtureProcess(Module):
     """A Gaussian process (``scale_prior=Fixed()``), Student-t process (``InverseGamma``) or any
     other scale mixture of a kernel. Fit with ``bk.fit(process, data={"X": X, "y": y}, engine=bk.Exact())``.
 
     ``noise`` is ε, the noise variance relative to σ²; ``jitter`` is added to the diagonal of A
     (absolute), normally 0: `bk.Exact` raises it, with a warning, if A is not numerically positive
     definite (duplicate inputs with tiny noise).
+
+    Capabilities (`core.model`): `MarginalLikelihood` (``gram``, ``factor``,
+    ``log_marginal_likelihood``: what `bk.Exact` fits) and `DatasetPriorSource` (``dataset_prior``:
+    what amortised engines such as `bk.PFN` train on).
     """
 
     kernel: Kernel
@@ -40,14 +45,11 @@ class ScaleMixtureProcess:
     scale_prior: ScalePrior = InverseGamma()
     jitter: float = 0.0
 
-    engines = ("Exact", "PFN")
-    name = "ScaleMixtureProcess"
-
-    def __post_init__(self):
+    def __check_init__(self):
         check_kernel(self.kernel)
         if not isinstance(self.scale_prior, ScalePrior):
             raise ModelError(f"`scale_prior` must be a ScalePrior (e.g. InverseGamma(2, 2)), got {self.scale_prior!r}")
-        check_non_negative("ScaleMixtureProcess", noise=self.noise, jitter=self.jitter)
+        check_non_negative_values("ScaleMixtureProcess", noise=self.noise, jitter=self.jitter)
 
     # -- linear algebra ----------------------------------------------------------------------------
     def gram(self, X):
@@ -66,11 +68,27 @@ class ScaleMixtureProcess:
         q, logdet = quad_logdet(self.gram(X), y)
         return log_marginal(self.scale_prior, y.shape[0], q, logdet)
 
+    # -- datasets from the prior (DatasetPriorSource) ------------------------------------------------
+    def dataset_prior(self, *, x_dim: int, priors=None, inputs=None):
+        """Datasets (X, y) simulated from this process: ``priors`` maps hyperparameter paths
+        ('kernel.lengthscale', 'noise', ...) to NumPyro distributions, ``inputs`` is the distribution
+        of one input point."""
+        from ..priors import ProcessPrior
+
+        return ProcessPrior(self, dict(priors or {}), x_dim=x_dim, inputs=inputs)
+
 
 def hyperparameter_names(process) -> list[str]:
     """Paths of a process's hyperparameters, e.g. 'kernel.lengthscale', 'noise', 'scale_prior.a'."""
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(process)[0]]
     return [jax.tree_util.keystr(p).lstrip(".").replace("'", "") for p in paths]
+
+
+def check_fixed(fixed) -> None:
+    """An engine's ``fixed`` setting: a tuple of hyperparameter paths (strings) to keep as given."""
+    if isinstance(fixed, str) or not isinstance(fixed, (tuple, list)) or not all(isinstance(f, str) for f in fixed):
+        raise ConfigError(f"`fixed` must be a tuple of hyperparameter paths such as ('kernel.lengthscale',), "
+                          f"got {fixed!r}")
 
 
 def numpyro_model(process: ScaleMixtureProcess, priors: dict):
@@ -125,8 +143,6 @@ def check_data(data) -> tuple[jax.Array, jax.Array]:
 def with_working_jitter(process: ScaleMixtureProcess, X) -> ScaleMixtureProcess:
     """`process` with the smallest jitter (0, then 1e-10 .. MAX_JITTER times the mean diagonal)
     that makes A numerically positive definite; warns when jitter is added, raises if none works."""
-    import dataclasses
-
     A = np.asarray(process.gram(X))
     scale = float(np.mean(np.diag(A))) if A.size else 1.0
     for rel in [0.0] + [10.0**k for k in range(-10, -3)]:
@@ -143,7 +159,7 @@ def with_working_jitter(process: ScaleMixtureProcess, X) -> ScaleMixtureProcess:
             UserWarning,
             stacklevel=3,
         )
-        return dataclasses.replace(process, jitter=jitter)
+        return process.replace(jitter=jitter)
     raise ModelError(
         f"the kernel matrix plus noise is not positive definite even with jitter {MAX_JITTER:g} x its mean "
         f"diagonal; check the kernel hyperparameters and set noise > 0"

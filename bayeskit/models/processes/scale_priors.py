@@ -5,7 +5,7 @@ none gives the GP, an inverse gamma gives the Student-t process in closed form, 
 other positive prior is integrated over σ² by quadrature (`quadrature.py`): a 1-D integral,
 so exact to quadrature tolerance rather than the paper's 1000-draw importance sampling.
 
-Each prior is a pytree (its parameters are differentiable leaves) with ``log_prob(s2)``, the
+Each prior is a `core.module.Module` pytree (its parameters are differentiable leaves) with ``log_prob(s2)``, the
 log density of σ² itself (for priors stated on σ, the change of variables is included), and
 ``sample(key, shape)`` (draws of σ², what simulating datasets from the process needs).
 """
@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
-from ..kernels.base import check_positive, kernel_dataclass
+from ...core.checks import check_positive_values
+from ...core.module import Module, field
 
 
-class ScalePrior:
+class ScalePrior(Module):
     """Base class: ``log_prob(s2)`` is the log density of σ² > 0."""
 
     closed_form = False
@@ -32,20 +33,18 @@ class ScalePrior:
         raise NotImplementedError(f"{type(self).__name__} has no sampler: only its density is known")
 
 
-@kernel_dataclass
 class Fixed(ScalePrior):
     """σ² fixed at `value` (a point mass): the process is the Gaussian process GP(0, value · K)."""
 
     value: float = 1.0
 
-    def __post_init__(self):
-        check_positive("Fixed", value=self.value)
+    def __check_init__(self):
+        check_positive_values("Fixed", value=self.value)
 
     def sample(self, key, shape=()):
         return jnp.full(shape, self.value, dtype=jnp.result_type(float))
 
 
-@kernel_dataclass
 class InverseGamma(ScalePrior):
     """σ² ~ IG(a, b), density b^a/Γ(a) s^{-a-1} e^{-b/s}: the Student-t process (2a dof)."""
 
@@ -53,8 +52,8 @@ class InverseGamma(ScalePrior):
     b: float = 2.0
     closed_form = True
 
-    def __post_init__(self):
-        check_positive("InverseGamma", a=self.a, b=self.b)
+    def __check_init__(self):
+        check_positive_values("InverseGamma", a=self.a, b=self.b)
 
     def log_prob(self, s2):
         return self.a * jnp.log(self.b) - gammaln(self.a) - (self.a + 1) * jnp.log(s2) - self.b / s2
@@ -63,15 +62,14 @@ class InverseGamma(ScalePrior):
         return self.b / jax.random.gamma(key, self.a, shape)
 
 
-@kernel_dataclass
 class Gamma(ScalePrior):
     """σ² ~ Gamma(shape, rate)."""
 
     shape: float = 2.0
     rate: float = 2.0
 
-    def __post_init__(self):
-        check_positive("Gamma", shape=self.shape, rate=self.rate)
+    def __check_init__(self):
+        check_positive_values("Gamma", shape=self.shape, rate=self.rate)
 
     def log_prob(self, s2):
         return self.shape * jnp.log(self.rate) - gammaln(self.shape) + (self.shape - 1) * jnp.log(s2) - self.rate * s2
@@ -80,15 +78,14 @@ class Gamma(ScalePrior):
         return jax.random.gamma(key, self.shape, shape) / self.rate
 
 
-@kernel_dataclass
 class LogNormal(ScalePrior):
     """log σ² ~ N(loc, scale²)."""
 
     loc: float = 0.0
     scale: float = 1.0
 
-    def __post_init__(self):
-        check_positive("LogNormal", scale=self.scale)
+    def __check_init__(self):
+        check_positive_values("LogNormal", scale=self.scale)
 
     def log_prob(self, s2):
         z = (jnp.log(s2) - self.loc) / self.scale
@@ -98,7 +95,6 @@ class LogNormal(ScalePrior):
         return jnp.exp(self.loc + self.scale * jax.random.normal(key, shape))
 
 
-@kernel_dataclass
 class BurrXII(ScalePrior):
     """σ² ~ Burr type XII(c, d, scale): density (c d/λ)(s/λ)^{c-1} (1 + (s/λ)^c)^{-d-1} (the paper's choice)."""
 
@@ -106,8 +102,8 @@ class BurrXII(ScalePrior):
     d: float = 1.0
     scale: float = 1.0
 
-    def __post_init__(self):
-        check_positive("BurrXII", c=self.c, d=self.d, scale=self.scale)
+    def __check_init__(self):
+        check_positive_values("BurrXII", c=self.c, d=self.d, scale=self.scale)
 
     def log_prob(self, s2):
         z = s2 / self.scale
@@ -120,15 +116,14 @@ class BurrXII(ScalePrior):
         return self.scale * jnp.expm1(-jnp.log1p(-u) / self.d) ** (1 / self.c)
 
 
-@kernel_dataclass
 class HalfCauchy(ScalePrior):
     """σ ~ half-Cauchy(0, scale) on the standard deviation; as a density of σ² = s:
     p(s) = p_σ(√s) / (2√s) = 1 / (π · scale · √s · (1 + s/scale²))."""
 
     scale: float = 1.0
 
-    def __post_init__(self):
-        check_positive("HalfCauchy", scale=self.scale)
+    def __check_init__(self):
+        check_positive_values("HalfCauchy", scale=self.scale)
 
     def log_prob(self, s2):
         return -jnp.log(jnp.pi * self.scale) - 0.5 * jnp.log(s2) - jnp.log1p(s2 / self.scale**2)
@@ -137,12 +132,11 @@ class HalfCauchy(ScalePrior):
         return (self.scale * jax.random.cauchy(key, shape)) ** 2
 
 
-@kernel_dataclass(static=("fn",))
 class Custom(ScalePrior):
     """Any prior given by ``fn(s2) -> log density of σ²`` (a JAX function; normalised or not,
     the marginal likelihood is then up to that constant)."""
 
-    fn: object = None
+    fn: object = field(static=True, default=None)
 
     def log_prob(self, s2):
         return self.fn(s2)
