@@ -4,7 +4,7 @@ x_0 ~ N(μ, σ²/(1 − ρ²)), x_{t+1} = μ + ρ(x_t − μ) + σ ε, y_t ~ N(0
 returns: a bootstrap particle filter (log-likelihood, filtering bands), PaRIS smoothing of the
 mean log-volatility with accept-reject backward draws, PaRIS particle Gibbs, maximum
 likelihood of (ρ, σ) by stochastic gradient on the PaRIS score with standard errors from the
-observed information. A plot of the smoothed log-volatility goes to `sv_smoothing.png`.
+observed information, and a forecast beyond the data. A plot of the smoothed log-volatility goes to `sv_smoothing.png`.
 
 Run: python examples/stochastic_volatility.py   (BAYESKIT_FAST=1 for a quick smoke run)
 """
@@ -54,6 +54,11 @@ learned = bk.fit(start, data={"y": y}, seed=5, engine=bk.PaRIS(
 se = learned.standard_errors
 print(f"learned rho = {float(learned.learned.rho):.3f} ± {float(se['rho']):.3f}, "
       f"sigma = {float(learned.learned.sigma):.3f} ± {float(se['sigma']):.3f} (truth 0.95, 0.3; start 0.7, 0.6)")
+
+# 4. Forecast: log-volatility and returns 5 steps beyond the data, from the last filtering distribution.
+forecast = post.predict({"steps": 5}, seed=6, n=2000)
+print(f"5-step forecast: mean log-volatility {np.round(forecast['x'][..., 0].mean(0), 3).tolist()}, "
+      f"sd of returns {np.round(forecast['y'][..., 0].std(0), 3).tolist()}")
 
 import matplotlib  # noqa: E402
 

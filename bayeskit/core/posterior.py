@@ -227,9 +227,14 @@ class DrawsPosterior(Posterior):
             latent = {k: self.draws[k].reshape((c * d,) + self.draws[k].shape[2:]) for k in self.latent_sites}
         else:
             latent = {k: v for k, v in self.sample(n, seed).items() if k in self.latent_sites}
-        predictive = Predictive(self.model.fn, posterior_samples=latent)
+        predictive = Predictive(self.model.fn, posterior_samples=latent, params=self.model_params() or None)
         out = predictive(as_key(seed), **kwargs)
         return {k: np.asarray(v) for k, v in out.items() if k not in latent}
+
+    def model_params(self) -> dict:
+        """Values of the model's own ``numpyro.param`` sites that `predict` runs it with (none: their
+        initial values; an engine that fits them, such as VI, returns the fitted ones)."""
+        return {}
 
     def groups(self, n_draws: int = 0, seed=0) -> dict[str, dict[str, np.ndarray]]:
         groups = {"posterior": self.draws}

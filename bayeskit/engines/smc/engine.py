@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -11,9 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.cache import cached, program_key
+from ...core.checks import check_bool, check_choice, check_int, check_real, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError, SamplingError
 from ...core.model import FeynmanKac
+from ...core.seeds import split
 from . import filter as smc_filter
 from . import resampling
 from .learning import Learn, standard_errors
@@ -25,7 +27,9 @@ from .proposals import ParametricProposal, Proposal
 def check_observations(data, model, missing: str):
     """(y (T, p), observed (T,)) from ``data={"y": ...}``; NaN rows are missing only if asked.
     Validates the model's parameters first."""
-    model.validate()
+    validate = getattr(model, "validate", None)
+    if validate is not None:
+        validate()
     if not isinstance(data, dict) or "y" not in data or set(data) - {"y"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"`data` for a state-space model must be a dict with key 'y', got {got}")
@@ -48,18 +52,14 @@ def check_observations(data, model, missing: str):
     return jnp.asarray(np.nan_to_num(y)), jnp.asarray(~bad.any(1))
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"`{name}` must be an int >= {low}, got {value!r}")
-
-
 class ParticleFilter(Engine):
     """A particle filter: bootstrap (default), guided (``proposal=``) or auxiliary (``auxiliary=True``
     for the look-ahead log g_{t+1}(E[x_{t+1} | x_t], y_{t+1}), or a function log η(x, y_next, t)).
 
     ``runs`` independent filters run vectorised; the Posterior holds each run's log-likelihood
-    estimate and the first run's filtering moments (and particles, ``keep_particles``, for joint
-    smoothing draws by backward simulation).
+    estimate, the first run's filtering moments and last filtering distribution (for forecasts,
+    `SMCPosterior.predict`), and its particles (``keep_particles``, for joint smoothing draws by
+    backward simulation).
     """
 
     n_particles: int = 1000
@@ -75,16 +75,22 @@ class ParticleFilter(Engine):
     capability: ClassVar = FeynmanKac
 
     def __check_init__(self):
-        _check_int("n_particles", self.n_particles, 2)
-        _check_int("runs", self.runs, 1)
-        resampling.get(self.resampling)
-        if not 0 <= self.ess_threshold <= 1:
-            raise ConfigError(f"`ess_threshold` must be in [0, 1], got {self.ess_threshold!r}")
-        if self.missing not in ("error", "skip"):
-            raise ConfigError(f"`missing` must be 'error' or 'skip', got {self.missing!r}")
-        if self.proposal is not None and not isinstance(self.proposal, (Proposal, ParametricProposal)):
-            raise ConfigError(f"`proposal` must be a bk.smc.Proposal or a ParametricProposal (e.g. "
-                              f"GaussianProposal), got {type(self.proposal).__name__}")
+        check_int("n_particles", self.n_particles, 2)
+        check_int("runs", self.runs)
+        check_choice("resampling", self.resampling, sorted(resampling.RESAMPLERS))
+        check_real("ess_threshold", self.ess_threshold, 0.0, 1.0)
+        check_choice("missing", self.missing, ("error", "skip"))
+        check_type("proposal", self.proposal, (Proposal, ParametricProposal),
+                   "a bk.smc.Proposal or a ParametricProposal (e.g. GaussianProposal)", optional=True)
+        if not (isinstance(self.auxiliary, bool) or callable(self.auxiliary)):
+            raise ConfigError(f"`auxiliary` must be a bool or a function log η(x, y_next, t), got {self.auxiliary!r}")
+        check_bool("keep_particles", self.keep_particles)
+        check_bool("progress", self.progress)
+
+    @property
+    def effective_functional(self):
+        """The additive functional the engine smooths (None for a plain filter)."""
+        return None
 
     def _settings(self, model) -> smc_filter.FilterSettings:
         if hasattr(self.proposal, "check"):
@@ -97,11 +103,17 @@ class ParticleFilter(Engine):
         return None
 
     def fit(self, model, data, key) -> SMCPosterior:
+        return self._fit(model, data, key)
+
+    def _fit(self, model, data, key, *, engine=None, se_params=(), **extra) -> SMCPosterior:
+        """The posterior of one fit; ``engine`` (default self) is recorded as the engine that made it,
+        ``se_params`` names the parameters whose standard errors to report, ``extra`` goes to the posterior."""
+        engine = self if engine is None else engine
         ys, observed = check_observations(data, model, self.missing)
         settings = self._settings(model)
         extension = self._extension(model)
-        keys = jax.random.split(key, self.runs)
-        outs, _, functional = _run(model, self.proposal, ys, observed, keys, settings, extension)
+        keys = split(key, self.runs)
+        outs, (x_last, logW_last), functional = _run(model, self.proposal, ys, observed, keys, settings, extension)
         outs = jax.tree_util.tree_map(np.asarray, outs)
         increments = outs["log_increment"]  # (runs, T)
         broken = ~np.isfinite(increments)
@@ -109,12 +121,16 @@ class ParticleFilter(Engine):
         if broken.any():
             t = int(np.min(np.argmax(broken, axis=1)[broken.any(1)]))
             partial = SMCPosterior(model, ys, observed, {k: v[:t] for k, v in first.items()},
-                                   increments[:, :t].sum(1), None, self.settings())
+                                   increments[:, :t].sum(1), engine=engine)
             raise SamplingError(f"all particle weights are zero (log weight -inf) at time step t = {t}: the "
                                 f"observation there is impossible under every particle; check the model or "
                                 f"the data, or use more particles", partial=partial)
-        functional = None if functional is None else np.asarray(functional)
-        return SMCPosterior(model, ys, observed, first, increments.sum(1), functional, self.settings())
+        functional, information = _split_information(functional, self.effective_functional)
+        if se_params:
+            extra["standard_errors"] = standard_errors(model, information.mean(0), se_params)
+        return SMCPosterior(model, ys, observed, first, increments.sum(1), functional, engine=engine,
+                            final_particles=np.asarray(x_last[0]), final_log_weights=np.asarray(logW_last[0]),
+                            information_runs=information, **extra)
 
 
 class PaRIS(ParticleFilter):
@@ -126,12 +142,13 @@ class PaRIS(ParticleFilter):
     ``functional(x, x_next, t)`` returns (...) or (..., m) for batched states; the Posterior's
     ``functional`` is its estimate (mean over runs; ``functional_runs`` per run). ``functional="score"``
     estimates ∇θ log p(y) in the model's parameters by Fisher's identity (`ScoreExtension`),
-    raveled in the order of ``jax.tree_util.tree_leaves(model)``.
+    raveled in the order of ``jax.tree_util.tree_leaves(model)``; ``"information"`` also the observed
+    information by Louis' identity (``observed_information``).
 
     ``learn=Learn(params=..., proposal=...)`` first fits the named model parameters (maximum
     likelihood) and/or a `ParametricProposal` (score climbing on KL(p ‖ r_φ)) by stochastic
-    gradients from PaRIS; the Posterior is then fitted at the result (``learned``,
-    ``learned_proposal``, ``learning_history``, ``learning_trace``).
+    gradients from PaRIS (``functional`` may then be left None: the score); the Posterior is then
+    fitted at the result (``learned``, ``learned_proposal``, ``learning_history``, ``learning_trace``).
     """
 
     functional: Callable | str | None = None
@@ -142,16 +159,20 @@ class PaRIS(ParticleFilter):
     learn: Learn | None = None
 
     def __check_init__(self):
-        _check_int("K", self.K, 1)
-        if self.learn is not None and not isinstance(self.learn, Learn):
-            raise ConfigError(f"`learn` must be a bk.smc.Learn(params=...), got {self.learn!r}")
-        if self.functional is None and self.learn is not None:
-            object.__setattr__(self, "functional", "score")
-        if not (callable(self.functional) or self.functional in ("score", "information")):
+        check_int("K", self.K)
+        check_type("learn", self.learn, Learn, "a bk.smc.Learn(params=...)", optional=True)
+        functional = self.effective_functional
+        if not (callable(functional) or functional in ("score", "information")):
             raise ConfigError("`functional` must be a function h(x, x_next, t) of batched states, 'score' or "
                               f"'information', got {self.functional!r}")
-        if self.backward not in ("auto", "exact", "rejection"):
-            raise ConfigError(f"`backward` must be 'auto', 'exact' or 'rejection', got {self.backward!r}")
+        check_choice("backward", self.backward, ("auto", "exact", "rejection"))
+
+    @property
+    def effective_functional(self):
+        """``functional``, or "score" when it is None and the engine learns (the score drives learning)."""
+        if self.functional is None and self.learn is not None:
+            return "score"
+        return self.functional
 
     def _backward(self, model) -> str:
         """'auto': accept-reject above 256 particles when the transition density is bounded, else exact."""
@@ -163,7 +184,7 @@ class PaRIS(ParticleFilter):
     def fit(self, model, data, key):
         if self.learn is not None:
             return self._fit_learning(model, data, key)
-        return _split_information(super().fit(model, data, key), self.functional)
+        return self._fit(model, data, key)
 
     def _score(self, model) -> ScoreExtension:
         score = ScoreExtension(None, self.K, self._backward(model), wrt_model=bool(self.learn.params),
@@ -189,47 +210,64 @@ class PaRIS(ParticleFilter):
                               "e.g. proposal=GaussianProposal.from_prior(model, key)")
         from .learning import learn
 
-        key_learn, key_final = jax.random.split(key)
+        key_learn, key_final = split(key, 2)
         estimate = self._score_estimator(model, ys, observed)
         fitted, proposal, history, trace = learn(model, self.proposal, self.learn, estimate, key_learn,
                                                  self.progress, ys.shape[0])
         final = self.functional if callable(self.functional) else "information"
-        post = dataclasses.replace(self, learn=None, proposal=proposal, functional=final).fit(fitted, data, key_final)
-        post.engine_settings = self.settings()
-        post.learned, post.learned_proposal, post.learning_history = fitted, proposal, tuple(history)
-        post.learning_trace = {p: np.array([t[p] for t in trace]) for p in trace[0]} if trace else {}
-        if final == "information" and self.learn.params:
-            post.standard_errors = standard_errors(fitted, post.observed_information, self.learn.params)
-        return post
+        final_engine = dataclasses.replace(self, learn=None, proposal=proposal, functional=final)
+        return final_engine._fit(
+            fitted, data, key_final, engine=self, learned=fitted, learned_proposal=proposal,
+            learning_history=tuple(history),
+            learning_trace={p: np.array([t[p] for t in trace]) for p in trace[0]} if trace else {},
+            se_params=self.learn.params if final == "information" else ())
 
     def _extension(self, model):
         backward = self._backward(model)
-        if self.functional == "score":
+        functional = self.effective_functional
+        if functional == "score":
             extension = ScoreExtension(None, self.K, backward)
-        elif self.functional == "information":
+        elif functional == "information":
             extension = InformationExtension(None, self.K, backward)
         else:
-            extension = PaRISExtension(self.functional, self.K, backward, self.initial_functional)
+            extension = PaRISExtension(functional, self.K, backward, self.initial_functional)
         extension.check(model)
         return extension
 
 
-def _split_information(post, functional):
-    """For ``functional="information"``: ``functional`` becomes the score (m,) and
-    ``observed_information`` (m, m) the mean over runs of each run's Louis-identity estimate."""
-    if functional == "information":
-        runs = post.functional_runs
-        m = int(round((-1 + np.sqrt(1 + 4 * runs.shape[-1])) / 2))  # runs carry m + m² numbers
-        post.information_runs = runs[:, m:].reshape(-1, m, m)
-        post.observed_information = post.information_runs.mean(0)
-        post.functional_runs = runs[:, :m]
-        post.functional = post.functional_runs.mean(0)
-    return post
+def _split_information(functional, kind):
+    """(functional runs, information runs or None) from the engine's per-run output: for
+    ``"information"`` each run carries m + m² numbers, the score (the functional) and the observed
+    information (m, m) by Louis' identity."""
+    if functional is None:
+        return None, None
+    runs = np.asarray(functional)
+    if kind != "information":
+        return runs, None
+    m = int(round((-1 + np.sqrt(1 + 4 * runs.shape[-1])) / 2))
+    return runs[:, :m], runs[:, m:].reshape(-1, m, m)
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "extension"))
+def _layout(tree) -> tuple:
+    """The structure and leaf shapes/dtypes of a pytree argument (a model, a proposal)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((np.shape(v), str(jnp.result_type(v))) for v in leaves)
+
+
+def _compiled(kind: str, program: Callable, model, proposal, arrays: dict, *static):
+    """``jax.jit(program)`` from the shared program cache, keyed by the model's and proposal's structure,
+    the static settings and the array shapes."""
+    key = program_key(kind, _layout(model), static=(_layout(proposal), *static), arrays=arrays)
+    return cached(key, lambda: jax.jit(program))
+
+
 def _run(model, proposal, ys, observed, keys, settings, extension):
-    return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension, proposal=proposal))(keys)
+    def program(model, proposal, ys, observed, keys):
+        return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension,
+                                                 proposal=proposal))(keys)
+
+    run = _compiled("smc-filter", program, model, proposal, {"ys": ys, "keys": keys}, settings, extension)
+    return run(model, proposal, ys, observed, keys)
 
 
 class ParticleGibbs(PaRIS):
@@ -238,8 +276,8 @@ class ParticleGibbs(PaRIS):
     sweeps after ``burn_in``. Resampling is multinomial at every step (the exact conditional law).
 
     The Posterior's ``functional`` is the averaged estimate per run; ``sample`` returns the
-    reference paths after burn-in (an MCMC chain per run over the smoothing distribution);
-    ``log_likelihood`` comes from each run's first, unconditional, filter.
+    reference paths after burn-in (an MCMC chain per run over the smoothing distribution, so the
+    Posterior is ``markov``); ``log_likelihood`` comes from each run's first, unconditional, filter.
 
     With ``learn=Learn(...)`` each gradient step is one conditional sweep at the current parameters,
     its reference carried over from the step before (PPG-driven learning: the score, or the proposal's
@@ -252,31 +290,32 @@ class ParticleGibbs(PaRIS):
     ess_threshold: float = 1.0
 
     def __check_init__(self):
-        _check_int("sweeps", self.sweeps, 1)
-        _check_int("burn_in", self.burn_in, 0)
+        check_int("sweeps", self.sweeps)
+        check_int("burn_in", self.burn_in, 0)
         if self.burn_in >= self.sweeps:
             raise ConfigError(f"`burn_in` ({self.burn_in}) must be smaller than `sweeps` ({self.sweeps})")
         if self.resampling != "multinomial" or self.ess_threshold != 1.0:
             raise ConfigError("ParticleGibbs resamples multinomially at every step (the conditional SMC law): "
                               "leave `resampling` and `ess_threshold` at their defaults")
 
-    def fit(self, model, data, key) -> SMCPosterior:
-        if self.learn is not None:
-            return self._fit_learning(model, data, key)
+    def _fit(self, model, data, key, *, engine=None, se_params=(), **extra) -> SMCPosterior:
+        engine = self if engine is None else engine
         ys, observed = check_observations(data, model, self.missing)
         settings = dataclasses.replace(self._settings(model), keep_particles=True)
         extension = dataclasses.replace(self._extension(model), keep_indices=True)
-        keys = jax.random.split(key, self.runs)
+        keys = split(key, self.runs)
         estimate, per_sweep, paths, outs = _run_gibbs(model, self.proposal, ys, observed, keys, settings, extension,
                                                       self.sweeps, self.burn_in)
         outs = jax.tree_util.tree_map(np.asarray, outs)
         first = {k: v[0] for k, v in outs.items() if k not in ("particles", "log_weights", "ancestors",
                                                                  "backward_indices")}
-        post = SMCPosterior(model, ys, observed, first, outs["log_increment"].sum(1), np.asarray(estimate),
-                            self.settings())
-        post.sweep_estimates = np.asarray(per_sweep)  # (runs, sweeps, m)
-        post.paths = np.asarray(paths)[:, self.burn_in:]  # (runs, sweeps − burn_in, T, d)
-        return _split_information(post, self.functional)
+        functional, information = _split_information(estimate, self.effective_functional)
+        if se_params:
+            extra["standard_errors"] = standard_errors(model, information.mean(0), se_params)
+        return SMCPosterior(model, ys, observed, first, outs["log_increment"].sum(1), functional, engine=engine,
+                            markov=True, paths=np.asarray(paths)[:, self.burn_in:],  # (runs, sweeps − burn_in, T, d)
+                            sweep_estimates=np.asarray(per_sweep),  # (runs, sweeps, m)
+                            information_runs=information, **extra)
 
     def _score_estimator(self, model, ys, observed):
         """estimate(model, proposal, key) -> (score, log p̂(y)) from one conditional sweep, the reference
@@ -297,23 +336,33 @@ class ParticleGibbs(PaRIS):
         return estimate
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "extension"))
 def _first_reference(model, proposal, ys, observed, key, settings, extension):
     from .gibbs import first_reference
 
-    return first_reference(model, ys, observed, key, settings, extension, proposal)[0]
+    def program(model, proposal, ys, observed, key):
+        return first_reference(model, ys, observed, key, settings, extension, proposal)[0]
+
+    run = _compiled("smc-first-reference", program, model, proposal, {"ys": ys}, settings, extension)
+    return run(model, proposal, ys, observed, key)
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "extension"))
 def _sweep(model, proposal, ys, observed, key, settings, extension, reference):
     from .gibbs import sweep
 
-    return sweep(model, ys, observed, key, settings, extension, reference, proposal)
+    def program(model, proposal, ys, observed, key, reference):
+        return sweep(model, ys, observed, key, settings, extension, reference, proposal)
+
+    run = _compiled("smc-sweep", program, model, proposal, {"ys": ys, "reference": reference}, settings, extension)
+    return run(model, proposal, ys, observed, key, reference)
 
 
-@functools.partial(jax.jit, static_argnames=("settings", "extension", "sweeps", "burn_in"))
 def _run_gibbs(model, proposal, ys, observed, keys, settings, extension, sweeps, burn_in):
     from .gibbs import particle_gibbs
 
-    return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in,
-                                             proposal))(keys)
+    def program(model, proposal, ys, observed, keys):
+        return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in,
+                                                 proposal))(keys)
+
+    run = _compiled("smc-gibbs", program, model, proposal, {"ys": ys, "keys": keys}, settings, extension,
+                    sweeps, burn_in)
+    return run(model, proposal, ys, observed, keys)

@@ -18,19 +18,20 @@ Pitt & Shephard 1999 for the auxiliary form). An `extension` (e.g. PaRIS) sees e
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from ...core.module import Module
 from . import resampling
 from .proposals import Proposal  # noqa: F401  (re-exported)
 
 
-@dataclasses.dataclass(frozen=True)
-class FilterSettings:
+class FilterSettings(Module, pytree=False):
+    """The static settings of one filter program (hashable: a part of the program cache's key)."""
+
     n: int
     resampling: str = "systematic"
     ess_threshold: float = 0.5

@@ -19,7 +19,10 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.cache import cached, program_key
+from ...core.checks import check_bool, check_int, check_positive
 from ...core.errors import ConfigError
+from ...core.module import Module
 from ...core.optimise import run_steps
 
 TRANSFORMS = {  # name: (to unconstrained, from unconstrained)
@@ -29,8 +32,7 @@ TRANSFORMS = {  # name: (to unconstrained, from unconstrained)
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Learn:
+class Learn(Module, pytree=False):
     """Learn the model parameters named in ``params`` (field names, e.g. ("rho", "sigma")) by
     stochastic gradient ascent on the score of log p(y), and with ``proposal=True`` the engine's
     `ParametricProposal` by Markov score climbing, both from the same PaRIS pass: ``steps`` Adam
@@ -44,20 +46,16 @@ class Learn:
     steps: int = 200
     learning_rate: float | Callable = 0.02  # or an optax schedule: step -> rate
 
-    def __post_init__(self):
+    def __check_init__(self):
         if isinstance(self.params, str) or not all(isinstance(p, str) for p in self.params):
             raise ConfigError(f"`params` must be a tuple of parameter names, got {self.params!r}")
-        if not isinstance(self.proposal, bool):
-            raise ConfigError(f"`proposal` must be True or False, got {self.proposal!r}")
+        check_bool("proposal", self.proposal)
         if not self.params and not self.proposal:
             raise ConfigError("Learn needs something to learn: name model parameters in `params`, "
                               "or pass proposal=True to fit the engine's proposal")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ConfigError(f"`steps` must be an int >= 1, got {self.steps!r}")
-        if not (callable(self.learning_rate) or (isinstance(self.learning_rate, (int, float))
-                                                  and not isinstance(self.learning_rate, bool)
-                                                  and self.learning_rate > 0)):
-            raise ConfigError(f"`learning_rate` must be positive or an optax schedule, got {self.learning_rate!r}")
+        check_int("steps", self.steps)
+        if not callable(self.learning_rate):
+            check_positive("learning_rate", self.learning_rate)
 
 
 def field_slots(model) -> dict:
@@ -136,19 +134,11 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
     opt = optax.adam(learn_settings.learning_rate)
     keys = iter(jax.random.split(key, learn_settings.steps))
     trace = []
-
-    @jax.jit
-    def update(theta, state, score):
-        """Adam on -(score)/T, mapped to unconstrained coordinates by the transforms' vjps."""
-        grads = {"model": {}, "proposal": jnp.zeros_like(flat_phi)}
-        for p, u in theta["model"].items():
-            lo, hi, shape = slots[p]
-            _, vjp = jax.vjp(TRANSFORMS[constraints.get(p, "real")][1], u)
-            grads["model"][p] = -vjp(score[lo:hi].reshape(shape))[0] / T  # descend on -log p(y) / T
-        if learn_settings.proposal:  # the tail: E[∇φ log r_φ], then E[log r_φ]
-            grads["proposal"] = -score[model_size:model_size + flat_phi.size] / T
-        updates, state = opt.update(grads, state)
-        return optax.apply_updates(theta, updates), state
+    transforms = tuple((p, constraints.get(p, "real"), slots[p]) for p in learn_settings.params)
+    update = cached(program_key("smc-learn-update", jax.tree_util.tree_structure(model),
+                                static=(transforms, model_size, learn_settings.proposal, T),
+                                arrays={"phi": flat_phi}, extra=(learn_settings.learning_rate,)),
+                    lambda: _build_update(opt, transforms, model_size, learn_settings.proposal, T))
 
     def step(theta, state):
         current = to_model(theta)
@@ -163,3 +153,23 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
     theta, history = run_steps(step, theta, opt.init(theta), steps=learn_settings.steps, n=T, progress=progress,
                                desc="particle learning", label=label, keep="last")
     return to_model(theta), to_proposal(theta), history, trace
+
+
+def _build_update(opt, transforms, model_size: int, with_proposal: bool, T: int):
+    """update(theta, state, score): Adam on -(score)/T, mapped to unconstrained coordinates by the
+    transforms' vjps (compiled once per model structure, parameters, proposal size, T and rate)."""
+    import optax
+
+    @jax.jit
+    def update(theta, state, score):
+        grads = {"model": {}, "proposal": jnp.zeros_like(theta["proposal"])}
+        for p, kind, (lo, hi, shape) in transforms:
+            _, vjp = jax.vjp(TRANSFORMS[kind][1], theta["model"][p])
+            grads["model"][p] = -vjp(score[lo:hi].reshape(shape))[0] / T  # descend on -log p(y) / T
+        if with_proposal:  # the tail: E[∇φ log r_φ], then E[log r_φ]
+            size = theta["proposal"].size
+            grads["proposal"] = -score[model_size:model_size + size] / T
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(theta, updates), state
+
+    return update

@@ -18,14 +18,15 @@ Backward draws:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
+from ...core.checks import check_choice
 from ...core.errors import ConfigError
+from ...core.module import Module
 from .resampling import _invert
 
 
@@ -86,8 +87,7 @@ def backward_rejection(model, key, x, logW, x_new, t, K, max_rounds=32, batch=32
     return J
 
 
-@dataclasses.dataclass(frozen=True)
-class PaRISExtension:
+class PaRISExtension(Module, pytree=False):
     """The PaRIS recursion as a particle-filter extension (see `filter.run`)."""
 
     functional: Callable  # h(x_t, x_{t+1}, t) -> (..., m) or (...)
@@ -97,9 +97,8 @@ class PaRISExtension:
     max_rounds: int = 32
     keep_indices: bool = False  # emit the backward indices (particle Gibbs traces its next path through them)
 
-    def __post_init__(self):
-        if self.backward not in ("exact", "rejection"):
-            raise ConfigError(f"`backward` must be 'exact' or 'rejection', got {self.backward!r}")
+    def __check_init__(self):
+        check_choice("backward", self.backward, ("exact", "rejection"))
 
     def check(self, model):
         if self.backward == "rejection" and model.transition_log_bound(0) is None:
@@ -150,7 +149,6 @@ def _log_initial(m, a, y0, observed):
     return m.initial_log_prob(a[None])[0] + jnp.where(observed, log_g, 0.0)
 
 
-@dataclasses.dataclass(frozen=True)
 class ScoreExtension(PaRISExtension):
     """PaRIS for scores, additive functionals whose value is a gradient (``functional`` is unused).
 
@@ -212,7 +210,6 @@ class ScoreExtension(PaRISExtension):
         return jax.vmap(lambda a: self._pieces(model, proposal, model_one, proposal_one, a))(x0)
 
 
-@dataclasses.dataclass(frozen=True)
 class InformationExtension(ScoreExtension):
     """The score and the observed information J = −∇²θ log p(y) by Louis' identity (1982),
 

@@ -11,7 +11,6 @@ it like any other (Cardoso et al. 2023).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -19,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.errors import ConfigError
-from ...models.state_space.base import state_space_dataclass
+from ...core.module import Module, field
+from ...core.seeds import as_key
 
 
-@dataclasses.dataclass(frozen=True)
-class Proposal:
+class Proposal(Module):
     """A guided filter's proposal r_t(x_t, ·) for x_{t+1}, which may look at y_{t+1}, as functions.
 
     ``sample(key, x, y_next, t)`` draws one x_{t+1} per row of x; ``log_prob(x, x_next, y_next, t)``
@@ -31,20 +30,18 @@ class Proposal:
     replace μ at t = 0. It has no learnable parameters: see `ParametricProposal`.
     """
 
-    sample: Callable
-    log_prob: Callable
-    initial_sample: Callable | None = None
-    initial_log_prob: Callable | None = None
+    # static fields: a pytree without leaves, so a Proposal passes through `jax.jit` as an argument
+    sample: Callable = field(static=True)
+    log_prob: Callable = field(static=True)
+    initial_sample: Callable | None = field(static=True, default=None)
+    initial_log_prob: Callable | None = field(static=True, default=None)
 
 
-# a pytree without leaves: the functions are static, so a Proposal passes through `jax.jit` as an argument
-jax.tree_util.register_pytree_node(Proposal, lambda p: ((), p), lambda p, _: p)
-
-
-class ParametricProposal:
-    """Base class of proposals whose parameters are the leaves of a pytree (decorate subclasses with
-    ``state_space_dataclass``). Subclasses define ``sample`` and ``log_prob`` with the signatures of
-    `Proposal`, and optionally ``initial_sample`` / ``initial_log_prob``."""
+class ParametricProposal(Module):
+    """Base class of proposals whose parameters are the leaves of a pytree: a `core.module.Module`
+    whose array fields are φ (functions and settings as ``field(static=True)``). Subclasses define
+    ``sample`` and ``log_prob`` with the signatures of `Proposal`, and optionally ``initial_sample`` /
+    ``initial_log_prob``."""
 
     initial_sample = None
     initial_log_prob = None
@@ -60,7 +57,6 @@ def _normal_log_prob(z, loc, log_scale):
     return jnp.sum(-0.5 * ((z - loc) * jnp.exp(-log_scale)) ** 2 - log_scale - 0.5 * jnp.log(2 * jnp.pi), -1)
 
 
-@state_space_dataclass(static=("features",))
 class GaussianProposal(ParametricProposal):
     """r_φ(x_{t+1} | x_t, y_{t+1}) = N(A x_t + B f(y_{t+1}) + c, diag(exp(2 s))) and
     r_φ,0(x_0 | y_0) = N(c0, diag(exp(2 s0))), with φ = (A, B, c, s, c0, s0) unconstrained.
@@ -77,7 +73,7 @@ class GaussianProposal(ParametricProposal):
     log_scale: jnp.ndarray
     c0: jnp.ndarray
     log_scale0: jnp.ndarray
-    features: Callable | None = None
+    features: Callable | None = field(static=True, default=None)
 
     def _loc(self, x, y_next):
         f = y_next if self.features is None else self.features(y_next)
@@ -131,6 +127,6 @@ class GaussianProposal(ParametricProposal):
     def from_prior(cls, model, key, T: int = 100, runs: int = 100, features=None):
         """The fit (`from_paths`) to ``runs`` paths of length ``T`` simulated from the model: an
         amortised guess of p(x_{t+1} | x_t, y_{t+1}) under the prior, before any data."""
-        keys = jax.random.split(key, runs)
+        keys = jax.random.split(as_key(key, name="key"), runs)
         xs, ys = jax.vmap(lambda k: model.simulate(k, T))(keys)
         return cls.from_paths(xs, ys, features)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ...core.errors import ConfigError
+from ...core.checks import check_choice
 
 
 def _invert(W, u):
@@ -52,6 +52,5 @@ RESAMPLERS = {"multinomial": multinomial, "stratified": stratified, "systematic"
 
 
 def get(name: str):
-    if name not in RESAMPLERS:
-        raise ConfigError(f"`resampling` must be one of {sorted(RESAMPLERS)}, got {name!r}")
+    check_choice("resampling", name, sorted(RESAMPLERS))
     return RESAMPLERS[name]

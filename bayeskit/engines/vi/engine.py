@@ -20,7 +20,7 @@ from ...core import loop
 from ...core.cache import cached, program_key
 from ...core.checks import check_bool, check_checkpoint, check_int, check_positive
 from ...core.engine import Engine
-from ...core.errors import ConfigError, ModelError, SamplingError
+from ...core.errors import ConfigError, SamplingError
 from ...core.model import NumPyroProgram
 from ...core.posterior import DrawsPosterior, check_n
 from ...core.seeds import as_key
@@ -327,32 +327,10 @@ class VIPosterior(DrawsPosterior):
         last = self.objective_trace[-1] if len(self.objective_trace) else float("nan")
         return f"VIPosterior({self.shape[1]} draws; {', '.join(self.draws)}; objective {last:.4f})"
 
-    def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None, **options) -> dict:
-        """Posterior predictive draws of the observed and deterministic sites, as for any
-        `DrawsPosterior`, with the model's own parameters (``numpyro.param`` sites: a decoder's
-        weights) at their fitted values."""
-        from numpyro.infer import Predictive
-
-        if options:
-            raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for {type(self).__name__}.predict")
-        if self.model is None:
-            raise ModelError("this posterior has no model attached; use bk.load(path, model=model) to predict")
-        kwargs = self.model_kwargs()
-        if new_data is not None:
-            if not isinstance(new_data, Mapping):
-                raise ConfigError(f"`new_data` must be a dict of model arguments, got {type(new_data).__name__}")
-            static, arrays = self.model.split_data(new_data)
-            kwargs.update(dict(static))
-            kwargs.update(arrays)
-        for k in self.observed_keys:
-            kwargs[k] = None  # the model simulates what it observed in the fit
-        if n is None:
-            c, d = self.shape
-            latent = {k: self.draws[k].reshape((c * d,) + self.draws[k].shape[2:]) for k in self.latent_sites}
-        else:
-            latent = {k: v for k, v in self.sample(n, seed).items() if k in self.latent_sites}
-        out = Predictive(self.model.fn, posterior_samples=latent, params=self.params)(as_key(seed), **kwargs)
-        return {k: np.asarray(v) for k, v in out.items() if k not in latent}
+    def model_params(self) -> dict:
+        """`predict` runs the model with its own ``numpyro.param`` sites (a decoder's weights) at their
+        fitted values."""
+        return self.params
 
     def evaluate(self, objective="elbo", n: int = 10_000, seed=0) -> tuple[float, float]:
         """(mean, standard error) of ``n`` independent runs of an objective program at the fitted

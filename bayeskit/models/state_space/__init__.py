@@ -1,6 +1,6 @@
-"""State-space models for sequential Monte Carlo (`bk.ParticleFilter`, `bk.PaRIS`)."""
+"""State-space models for sequential Monte Carlo (`bk.ParticleFilter`, `bk.PaRIS`, `bk.ParticleGibbs`)."""
 
-from .base import StateSpaceModel, state_space_dataclass
+from .base import StateSpaceModel
 from .library import LinearGaussian, NonlinearGrowth, StochasticVolatility
 
-__all__ = ["LinearGaussian", "NonlinearGrowth", "StateSpaceModel", "StochasticVolatility", "state_space_dataclass"]
+__all__ = ["LinearGaussian", "NonlinearGrowth", "StateSpaceModel", "StochasticVolatility"]

@@ -2,43 +2,53 @@
 
     x_0 ~ μ(x_0),   x_{t+1} | x_t ~ q_t(x_t, ·),   y_t | x_t ~ g_t(x_t, ·),   t = 0, …, T−1.
 
-A model is a frozen dataclass registered as a JAX pytree, its parameters the leaves (so
-``jax.grad`` differentiates a log-likelihood or a score in them). States are arrays of shape
-(..., d) with d = ``state_dim``; observations (..., p). Write a model either with NumPyro
-distributions (override ``initial``, ``transition`` and ``observation``, each returning a
-distribution with event shape (d,) or (p,), e.g. ``Normal(loc, scale).to_event(1)``, and batch
-shape following the leading axes of its input), or with plain JAX
-functions (override the ``*_sample`` and ``*_log_prob`` methods directly). Batched inputs
-broadcast: ``transition_log_prob(x[:, None], x_next[None, :], t)`` is the (N, N) matrix the
-backward kernels of smoothers need.
+A model is a `core.module.Module`: a frozen dataclass and a JAX pytree whose parameters (its
+fields) are the leaves, so ``jax.grad`` differentiates a log-likelihood or a score in them;
+structural settings go in ``field(static=True)`` fields or class attributes. Declare parameters
+as annotated fields::
+
+    class RandomWalk(StateSpaceModel):
+        scale: float = 1.0
+
+        def initial(self): ...
+
+States are arrays of shape (..., d) with d = ``state_dim``; observations (..., p). Write a model
+either with NumPyro distributions (override ``initial``, ``transition`` and ``observation``, each
+returning a distribution with event shape (d,) or (p,), e.g. ``Normal(loc, scale).to_event(1)``,
+and batch shape following the leading axes of its input), or with plain JAX functions (override
+the ``*_sample`` and ``*_log_prob`` methods directly). Batched inputs broadcast:
+``transition_log_prob(x[:, None], x_next[None, :], t)`` is the (N, N) matrix the backward kernels
+of smoothers need.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 
-from ..kernels.base import kernel_dataclass
-
-state_space_dataclass = kernel_dataclass  # the same frozen-dataclass pytree machinery as kernels
+from ...core.module import Module
 
 
-class StateSpaceModel:
+class StateSpaceModel(Module):
     """Base class. Subclasses set ``state_dim`` and ``obs_dim`` and describe μ, q_t and g_t.
 
     ``transition_log_bound(t)`` (optional) bounds log q_t(x, x') over x, x': smoothers use it for
     accept-reject backward sampling, which avoids the O(N²) backward kernel.
+
+    Parameter values are checked by ``validate()``, which engines call before fitting, not on
+    construction: ``jax.grad`` of a function of the model returns a model of cotangents, which must
+    never be rejected.
     """
 
-    state_dim: int = 1
-    obs_dim: int = 1
-    engines = ("ParticleFilter", "PaRIS", "ParticleGibbs")
-    name = "StateSpaceModel"
+    state_dim: ClassVar[int] = 1
+    obs_dim: ClassVar[int] = 1
+    engines: ClassVar[tuple[str, ...]] = ("ParticleFilter", "PaRIS", "ParticleGibbs")
+    name: ClassVar[str] = "StateSpaceModel"
 
     def validate(self) -> None:
-        """Raise ModelError for invalid parameter values. Engines call it before fitting; it is not
-        run on construction, so gradients (``jax.grad`` of a function of the model returns a model
-        of cotangents) are never rejected."""
+        """Raise ModelError for invalid parameter values (concrete ones: traced values are skipped)."""
 
     # -- distributions (NumPyro) ---------------------------------------------------------------------
     def initial(self):  # pragma: no cover - abstract

@@ -4,21 +4,29 @@ the nonlinear growth model, each with its transition-density bound for accept-re
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from ...core.errors import ModelError
-from ..kernels.base import check_positive
-from .base import StateSpaceModel, state_space_dataclass
+from ...core.checks import check_positive_values, check_real
+from ...core.errors import ConfigError, ModelError
+from .base import StateSpaceModel
 
 
 def _concrete(*values) -> bool:
-    import jax
-
     return not any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def _model_check(owner: str, check, *args, **kwargs) -> None:
+    """Run a `core.checks` check of a parameter of model `owner`, raising ModelError (what `validate` raises)."""
+    try:
+        check(*args, **kwargs)
+    except ConfigError as err:
+        message = str(err)
+        raise ModelError(message if message.startswith(f"{owner}:") else f"{owner}: {message}") from None
 
 
 def _gaussian_log_prob(residual, cov):
@@ -29,7 +37,6 @@ def _gaussian_log_prob(residual, cov):
     return -0.5 * quad - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * L.shape[0] * jnp.log(2 * jnp.pi)
 
 
-@state_space_dataclass
 class LinearGaussian(StateSpaceModel):
     """x_0 ~ N(m0, P0),  x_{t+1} = A x_t + N(0, Q),  y_t = C x_t + N(0, R)  (d states, p observations)."""
 
@@ -40,9 +47,9 @@ class LinearGaussian(StateSpaceModel):
     m0: jnp.ndarray
     P0: jnp.ndarray
 
-    name = "LinearGaussian"
+    name: ClassVar[str] = "LinearGaussian"
     # learnable as written for scalar models; a d x d covariance would need a Cholesky parameterisation
-    constraints = {"Q": "positive", "R": "positive", "P0": "positive"}
+    constraints: ClassVar[dict] = {"Q": "positive", "R": "positive", "P0": "positive"}
 
     def validate(self):
         if not _concrete(self.A, self.C, self.Q, self.R, self.m0, self.P0):
@@ -94,7 +101,6 @@ class LinearGaussian(StateSpaceModel):
         return cls(f(a), f(c), f(q), f(r), jnp.asarray([m0], dtype=float), f(p0))
 
 
-@state_space_dataclass
 class StochasticVolatility(StateSpaceModel):
     """x_0 ~ N(μ, σ²/(1 − ρ²)),  x_{t+1} = μ + ρ(x_t − μ) + σ ε,  y_t ~ N(0, exp(x_t)).
 
@@ -105,14 +111,14 @@ class StochasticVolatility(StateSpaceModel):
     rho: float = 0.95
     sigma: float = 0.3
 
-    name = "StochasticVolatility"
-    constraints = {"sigma": "positive", "rho": "symmetric_unit"}
+    name: ClassVar[str] = "StochasticVolatility"
+    constraints: ClassVar[dict] = {"sigma": "positive", "rho": "symmetric_unit"}
 
     def validate(self):
         if _concrete(self.rho, self.sigma):
-            check_positive("StochasticVolatility", sigma=self.sigma)
-            if not abs(float(self.rho)) < 1:
-                raise ModelError(f"StochasticVolatility: `rho` must be in (-1, 1), got {self.rho!r}")
+            _model_check("StochasticVolatility", check_positive_values, "StochasticVolatility", sigma=self.sigma)
+            rho = float(np.asarray(self.rho)) if np.size(self.rho) == 1 else self.rho
+            _model_check("StochasticVolatility", check_real, "rho", rho, -1.0, 1.0, low_open=True, high_open=True)
 
     def initial(self):
         sd = self.sigma / jnp.sqrt(1 - self.rho**2)
@@ -128,7 +134,6 @@ class StochasticVolatility(StateSpaceModel):
         return -0.5 * jnp.log(2 * jnp.pi * self.sigma**2)
 
 
-@state_space_dataclass
 class NonlinearGrowth(StateSpaceModel):
     """The univariate nonlinear growth model (Kitagawa 1996; Gordon, Salmond & Smith 1993):
 
@@ -141,12 +146,12 @@ class NonlinearGrowth(StateSpaceModel):
     r: float = 1.0
     p0: float = 5.0
 
-    name = "NonlinearGrowth"
-    constraints = {"q": "positive", "r": "positive", "p0": "positive"}
+    name: ClassVar[str] = "NonlinearGrowth"
+    constraints: ClassVar[dict] = {"q": "positive", "r": "positive", "p0": "positive"}
 
     def validate(self):
         if _concrete(self.q, self.r, self.p0):
-            check_positive("NonlinearGrowth", q=self.q, r=self.r, p0=self.p0)
+            _model_check("NonlinearGrowth", check_positive_values, "NonlinearGrowth", q=self.q, r=self.r, p0=self.p0)
 
     def initial(self):
         return dist.Normal(jnp.zeros(1), jnp.sqrt(jnp.reshape(self.p0, (1,)))).to_event(1)
