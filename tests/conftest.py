@@ -47,5 +47,20 @@ def normal_fit(normal_data):
     return bk.fit(normal_mean_model, data=normal_data, engine=bk.NUTS(progress=False), seed=0)
 
 
+def shared_across_workers(tmp_path_factory, name: str, build, save, load):
+    """Build an expensive fixture (a trained network) once per test run, not once per xdist worker:
+    the first worker builds and saves it under a lock, the others load the file."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent  # shared by every worker of this run
+    path = root / name
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            return load(path)
+        value = build()
+        save(value, path)
+        return value
+
+
 def load_reference(name: str) -> dict:
     return json.loads((REFERENCE_DIR / f"{name}.json").read_text())

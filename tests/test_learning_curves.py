@@ -142,7 +142,8 @@ def test_shipped_lc_pfn_extrapolates_a_curve_through_fit(lc_tiny):
         bk.pfn.pretrained("lc-huge")
 
 
-@pytest.mark.parametrize("cutoff", [10, 20, 40, 80])
+@pytest.mark.parametrize("cutoff", [pytest.param(10, marks=pytest.mark.slow), 20,
+                                    pytest.param(40, marks=pytest.mark.slow), pytest.param(80, marks=pytest.mark.slow)])
 def test_shipped_lc_pfn_is_calibrated_on_its_prior(lc_tiny, cutoff):
     """Averaged over curves from the prior, the exact posterior predictive's 90% intervals cover 90%
     of the held-out epochs. The shipped network's coverage (measured 0.89-0.94) must be within 0.05:

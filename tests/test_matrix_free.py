@@ -36,7 +36,8 @@ def dense_value_and_grad(process, X, y):
     return float(f(leaves)), [np.asarray(g) for g in jax.grad(f)(leaves)], leaves
 
 
-@pytest.mark.parametrize("prior", [InverseGamma(2.0, 2.0), LogNormal(0.0, 1.0), Fixed(1.0)])
+@pytest.mark.parametrize("prior", [InverseGamma(2.0, 2.0), pytest.param(LogNormal(0.0, 1.0), marks=pytest.mark.slow),
+                                   pytest.param(Fixed(1.0), marks=pytest.mark.slow)])
 def test_log_marginal_and_gradient_equal_cholesky_at_2000(prior):
     # the check: matrix-free = exact at N = 2,000 to 1e-4 (relative), for the closed-form
     # Student-t, a quadrature prior and the GP; gradients to 1e-3 relative (SLQ noise in the
@@ -51,6 +52,7 @@ def test_log_marginal_and_gradient_equal_cholesky_at_2000(prior):
         np.testing.assert_allclose(h, g, rtol=1e-3, atol=1e-3 * np.abs(grad[2]))
 
 
+@pytest.mark.slow  # 58 s; the matrix-free fit and posterior stay in the default tier
 def test_predictive_equals_cholesky():
     # mean: CG to 1e-8; variance: LOVE's rank-100 Lanczos approximation of A⁻¹ (observed 1e-3
     # relative at these settings; LOVE can only over-estimate the variance)

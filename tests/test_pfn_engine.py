@@ -26,8 +26,12 @@ SMALL = Training(steps=200, batch_size=16, seq_len=20, d_model=32, layers=2, hea
 
 
 @pytest.fixture(scope="module")
-def trained():
-    return train(ProcessPrior(PROCESS), SMALL, seed=3, progress=False)
+def trained(tmp_path_factory):
+    from tests.conftest import shared_across_workers
+
+    return shared_across_workers(tmp_path_factory, "pfn-small-seed3.pfn",
+                                 lambda: train(ProcessPrior(PROCESS), SMALL, seed=3, progress=False),
+                                 lambda net, path: net.save(path), lambda path: bk.pfn.load(path))
 
 
 @pytest.fixture(scope="module")

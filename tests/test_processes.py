@@ -289,6 +289,7 @@ def test_full_bayes_over_the_lengthscale_with_nuts():
     assert abs(ell.std() / sd - 1) < 0.1
 
 
+@pytest.mark.slow  # 44 s statistical comparison of two fits
 def test_student_t_process_is_more_robust_to_cauchy_noise():
     """The paper's robustness claim on heavy-tailed regression: n = 300, y = sin(2x) + 0.1·Cauchy,
     NNGP kernel (2 hidden ReLU layers), hyperparameters by type-II ML. Mean test log-likelihood on

@@ -145,6 +145,7 @@ def test_paris_bias_shrinks_with_n(scalar_data, backward):
     assert abs(bias[128][0]) < 4 * bias[128][1]
 
 
+@pytest.mark.slow  # 25 s; particle Gibbs runs in the default tier through the contract suite and the learning tests
 def test_particle_gibbs_removes_the_bias_at_small_n(scalar_data):
     # the paper's point: at N = 16, where PaRIS is biased by -2.1 ± 0.3 (1,000 runs; asserted above),
     # PaRIS particle Gibbs (20 sweeps, burn-in 5, K = 2) is within 4 SE of the truth over 1,000 runs
@@ -286,6 +287,7 @@ def test_paris_score_equals_autodiff_of_the_kalman_likelihood(scalar_data):
     assert np.all(np.abs(est.mean(0) - exact) < 4 * se)
 
 
+@pytest.mark.slow  # 110 s; learning is covered in the default tier by the stochastic-volatility MLE and score tests
 def test_maximum_likelihood_by_paris_and_particle_gibbs_matches_the_exact_mle():
     # T = 200 from a = 0.8, q = 0.5; start at (0.3, 1.5). Exact MLE by Adam on the Kalman likelihood:
     # (0.855, 0.405), standard errors (0.053, 0.126) from the observed information. Stochastic
@@ -359,6 +361,7 @@ def _climb(engine_type, data, n, steps=1500, lr=0.01):
     return post, tail.mean(0), batches.std(0, ddof=1) / np.sqrt(10)  # batch-means SE of the tail mean
 
 
+@pytest.mark.slow  # 32 s; PaRIS score climbing of proposals stays in the default tier
 def test_markov_score_climbing_by_particle_gibbs_reaches_the_exact_optimum(scalar_data):
     # Score climbing with PPG (N = 16, one conditional sweep per Adam step, the reference carried):
     # the iterates after burn-in average to the exact minimiser of KL(p(x | y) ‖ r_φ) within 4
@@ -407,6 +410,7 @@ def test_gaussian_proposal_fits_and_guides():
         bk.fit(SCALAR, {"y": np.zeros(10)}, engine=bk.ParticleFilter(n_particles=10, proposal=bad))
 
 
+@pytest.mark.slow  # 38 s; standard errors (which use it) are checked in the default tier on stochastic volatility
 def test_observed_information_by_louis_identity_equals_the_kalman_hessian(scalar_data):
     # functional="information": -∇² log p(y) in all six parameters by PaRIS (N = 300, 50 runs)
     # against jax.hessian of the Kalman log-likelihood, every entry within 4 SE (measured <= 2.9 SE;

@@ -65,7 +65,8 @@ def cone(z=5.0):
     numpyro.sample("z", dist.Normal(r, 0.1 + r / 100), obs=z)
 
 
-@pytest.mark.parametrize("objective", [bk.vi.elbo, bk.vi.iwelbo(5), bk.vi.forward_kl(10)],
+@pytest.mark.parametrize("objective", [bk.vi.elbo, bk.vi.iwelbo(5),
+                                       pytest.param(bk.vi.forward_kl(10), marks=pytest.mark.slow)],
                          ids=["elbo", "iwelbo5", "forward_kl10"])
 def test_cone_bounds_are_below_the_evidence_and_order(objective):
     # Whatever objective trained the mean-field guide, at the result ELBO < IWELBO(5) < IWELBO(50)
@@ -225,6 +226,7 @@ def ring_guide(z=5.0):
     numpyro.sample("y", dist.Normal(R * jnp.sin(w * psi), s))
 
 
+@pytest.mark.slow  # 30 s sweep over m
 def test_hierarchical_bounds_tighten_in_m_and_stay_below_the_evidence():
     # IWHVI(5)-trained ring family (no reverse model: τ = q(ψ)). The ring radius goes to √5 (r = 5);
     # HVI < IWHVI(10) < IWHVI(100) < log p(z = 5) and IWHVI(10) < DIWHVI(10, 10) < log p(z = 5), each
@@ -240,7 +242,8 @@ def test_hierarchical_bounds_tighten_in_m_and_stay_below_the_evidence():
         assert value[lo][0] + 4 * np.hypot(value[lo][1], value[hi][1]) < value[hi][0], (lo, hi, value)
 
 
-@pytest.mark.parametrize("family", [bk.vi.LowRank(rank=1), bk.vi.Flow(num_flows=2, hidden_dims=(16,))],
+@pytest.mark.parametrize("family", [bk.vi.LowRank(rank=1),
+                                    pytest.param(bk.vi.Flow(num_flows=2, hidden_dims=(16,)), marks=pytest.mark.slow)],
                          ids=["low_rank", "flow"])
 def test_other_families_give_bounds_near_the_evidence(regression_data, family):
     # The rank-1-plus-diagonal normal contains the exact 2-D posterior; the affine part of an IAF

@@ -72,15 +72,18 @@ class Engine(Module, abc.ABC, pytree=False):
         """The engine's settings as plain JSON-friendly values (stored with saved posteriors); a
         setting that is not a plain value (a function, an object) is stored as its repr and listed
         under ``"stored_as_repr"``."""
-        out, as_repr = {}, []
+        out, as_repr, as_reference = {}, [], []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (bool, int, float, str, type(None))):
                 out[f.name] = v
+            elif _reference(v) is not None:  # a module-level function: stored by its import path
+                out[f.name] = _reference(v)
+                as_reference.append(f.name)
             else:
                 out[f.name] = repr(v)
                 as_repr.append(f.name)
-        return {"engine": type(self).__name__, **out, "stored_as_repr": as_repr}
+        return {"engine": type(self).__name__, **out, "stored_as_repr": as_repr, "stored_as_reference": as_reference}
 
     @staticmethod
     def from_settings(settings) -> Engine | None:
@@ -96,10 +99,37 @@ class Engine(Module, abc.ABC, pytree=False):
         skip = set(settings.get("stored_as_repr", ()))
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         kwargs = {k: v for k, v in settings.items() if k in names and k not in skip}
+        for k in settings.get("stored_as_reference", ()):
+            kwargs[k] = _resolve(kwargs[k])
+            if kwargs[k] is None:
+                del kwargs[k]
         try:
             return cls(**kwargs)
         except (ConfigError, TypeError, ValueError):
             return None
+
+
+def _reference(value) -> str | None:
+    """``"module:qualname"`` of a function importable by that path, else None (lambdas, closures)."""
+    import types
+
+    if not isinstance(value, types.FunctionType) or "<" in value.__qualname__:
+        return None
+    return f"{value.__module__}:{value.__qualname__}"
+
+
+def _resolve(reference: str):
+    """The function a `_reference` names, or None when it cannot be imported here."""
+    import importlib
+
+    module, _, name = reference.partition(":")
+    try:
+        value = importlib.import_module(module)
+        for part in name.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError):
+        return None
+    return value
 
 
 def _accepts(cls, model) -> bool:

@@ -22,6 +22,7 @@ class Case:
     data: Callable[[], dict]  # builds the data
     engine: Callable[[], object]  # builds the engine
     predict: dict | None = None  # new_data for predict (None: predict at the fit's data)
+    random_fit: bool = True  # False where the fit itself draws nothing (type-II ML; a trained PFN)
 
 
 def _normal_data():
@@ -98,7 +99,8 @@ CASES = [
     Case("vi", lambda: normal_mean_model, _normal_data, lambda: bk.VI(steps=200, draws=200, progress=False),
          {"sigma": np.ones(3)}),
     Case("importance", lambda: normal_mean_model, _normal_data, _importance, {"sigma": np.ones(3)}),
-    Case("exact", _process, _process_data, lambda: bk.Exact(steps=20, progress=False), {"X": np.zeros((4, 1))}),
+    Case("exact", _process, _process_data, lambda: bk.Exact(steps=20, progress=False), {"X": np.zeros((4, 1))},
+         random_fit=False),
     Case("sparse", _classifier, _classifier_data, lambda: bk.SparseVariational(steps=20, progress=False),
          {"X": np.zeros((4, 1))}),
     Case("particle_filter", _linear_gaussian, _state_space_data,
@@ -110,5 +112,6 @@ CASES = [
          lambda: bk.ParticleGibbs(n_particles=32, sweeps=6, burn_in=2, functional=first_state,
                                   progress=False)),
     Case("pfn", _learning_curve_model, _learning_curve_data,
-         lambda: bk.PFN(network=bk.pfn.pretrained("lc-tiny"), progress=False), {"X": np.array([[20.0], [50.0]])}),
+         lambda: bk.PFN(network=bk.pfn.pretrained("lc-tiny"), progress=False), {"X": np.array([[20.0], [50.0]])},
+         random_fit=False),
 ]
