@@ -57,7 +57,7 @@ def test_nngp_matches_wide_random_networks(activation, hidden_layers):
 
 
 @pytest.mark.parametrize("activation", ["relu", "erf"])
-@pytest.mark.parametrize("hidden_layers", [1, 2])
+@pytest.mark.parametrize("hidden_layers", [1, pytest.param(2, marks=pytest.mark.slow)])  # depth 2: 27 s, slow tier
 def test_ntk_matches_wide_random_networks(activation, hidden_layers):
     """NTK = E over random networks of the empirical tangent kernel J(x) J(x')ᵀ, J = ∂f/∂θ.
 
