@@ -19,6 +19,7 @@ import bayeskit as bk
 
 from .cases import CASES
 
+
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
 def case(request):
     return request.param
