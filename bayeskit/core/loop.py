@@ -144,7 +144,7 @@ def run(
                 records.append(record)
                 done = stop
                 result.state, result.done = state, done
-                bar.update(done, postfix(records, done) if postfix else "")
+                bar.update(done, postfix(records, done) if postfix and progress else "")  # no bar: no postfix work
                 if on_chunk is not None:
                     on_chunk(state, done, records)
         except Stop as stop_signal:
