@@ -38,9 +38,11 @@ _EXPORTS = {
     "ParticleGibbs": "bayeskit.engines.smc",
     "VI": "bayeskit.engines.vi",
     "PFN": "bayeskit.engines.pfn",
+    "MartingalePosterior": "bayeskit.engines.martingale",
 }
 # short namespaces: bk.vi.iwelbo, bk.pfn.train
-_MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc", "pfn": "bayeskit.engines.pfn"}
+_MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc", "pfn": "bayeskit.engines.pfn",
+            "martingale": "bayeskit.engines.martingale"}
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES, *_MODULES]

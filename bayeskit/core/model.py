@@ -89,6 +89,26 @@ class DatasetPriorSource(Protocol):
     def dataset_prior(self, *, x_dim: int, priors: Mapping | None = None, inputs=None): ...
 
 
+@runtime_checkable
+class PredictiveRule(Protocol):
+    """A sequence of one-step-ahead predictives P_n, P_{n+1}, ... that is conditionally identically
+    distributed (c.i.d.): what martingale posteriors impute the unseen future with.
+
+    ``condition(data, horizon)`` (host side, once) returns the state of P_n given the observed data
+    with room for ``horizon`` more points; ``start(state, key)`` sets up one posterior draw;
+    ``forward(state, key)`` draws Y_{i+1} ~ P_i and returns the state of P_{i+1}; ``distribution(state)``
+    is P_i as a distribution (NumPyro's interface: ``mean``, ``variance``, ``cdf``, ``icdf``, ``log_prob``).
+    """
+
+    def condition(self, data: Mapping, horizon: int): ...
+
+    def start(self, state, key): ...
+
+    def forward(self, state, key): ...
+
+    def distribution(self, state): ...
+
+
 def capability_name(capability) -> str:
     """A readable name of a capability (a protocol or a tuple of them)."""
     if isinstance(capability, tuple):

@@ -55,6 +55,12 @@ class Posterior(abc.ABC):
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         """Draw `n` joint posterior draws: a dict name -> array with leading axis `n`."""
 
+    def problems(self) -> list[str]:
+        """What the engine knows makes these draws unrepresentative, each with its numbers (e.g. a
+        martingale posterior's horizon too short); warned about after every fit. Markov chains are
+        checked by the diagnostics (R-hat, ESS, divergences) on top of this."""
+        return []
+
     def predict(self, new_data: Mapping | None = None, *, seed=0, n: int | None = None, **options):
         """The posterior predictive at ``new_data`` (default: the data of the fit)."""
         raise ModelError(f"{type(self).__name__} has no predictive distribution")

@@ -75,6 +75,11 @@ def warn_if_problems(posterior, stacklevel: int = 3) -> ConvergenceReport | None
 
 
 def after_fit(posterior, stacklevel: int = 3) -> None:
-    """Run after every `bk.fit` (a hook in `core.registry`): check the Markov chains of a sampler."""
+    """Run after every `bk.fit` (a hook in `core.registry`): warn about the problems the posterior
+    reports itself (`Posterior.problems`), and check the Markov chains of a sampler."""
+    own = posterior.problems() if hasattr(posterior, "problems") else []
+    if own:
+        warnings.warn("the draws may not represent the posterior: " + "; ".join(own), ConvergenceWarning,
+                      stacklevel=stacklevel + 1)
     if getattr(posterior, "markov", False) and getattr(posterior, "sample_stats", None):
         warn_if_problems(posterior, stacklevel=stacklevel + 1)

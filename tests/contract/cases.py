@@ -79,6 +79,16 @@ def _importance():
     return ImportanceSampling(particles=4000, draws=500)
 
 
+def _martingale_rule():
+    from bayeskit.models.predictive import NormalNormal
+
+    return NormalNormal(loc=0.0, scale=2.0, noise=1.5)
+
+
+def _y_data():
+    return {"y": _normal_data()["y"]}
+
+
 def _learning_curve_model():
     from bayeskit.models.learning_curves import learning_curve_model
 
@@ -114,4 +124,6 @@ CASES = [
     Case("pfn", _learning_curve_model, _learning_curve_data,
          lambda: bk.PFN(network=bk.pfn.pretrained("lc-tiny"), progress=False), {"X": np.array([[20.0], [50.0]])},
          random_fit=False),
+    Case("martingale", _martingale_rule, _y_data, lambda: bk.MartingalePosterior(horizon=1000, draws=200,
+                                                                                progress=False)),
 ]
