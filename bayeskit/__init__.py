@@ -38,6 +38,7 @@ _EXPORTS = {
     "ParticleGibbs": "bayeskit.engines.smc",
     "VI": "bayeskit.engines.vi",
     "PFN": "bayeskit.engines.pfn",
+    "NeuralProcess": "bayeskit.engines.pfn",
     "MartingalePosterior": "bayeskit.engines.martingale",
 }
 # short namespaces: bk.vi.iwelbo, bk.pfn.train

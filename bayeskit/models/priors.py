@@ -71,12 +71,17 @@ class DatasetPrior(Module, pytree=False):
 
 class ProcessPrior(DatasetPrior):
     """Datasets from a scale-mixture process with hyperpriors: ``priors`` maps hyperparameter paths
-    ('kernel.lengthscale', 'noise', ...) to NumPyro distributions; the rest keep their values."""
+    ('kernel.lengthscale', 'noise', ...) to NumPyro distributions; the rest keep their values.
+
+    ``t_noise`` > 0 adds heavy-tailed noise γ·ε_i, ε_i ~ Student-t(2.1), γ ~ U(0, t_noise) per dataset
+    (the "t-noise" GP tasks of the neural-process literature, where t_noise = 0.15).
+    """
 
     process: object
     priors: dict = field(default_factory=dict, converter=lambda p: dict(p or {}))
     x_dim: int = 1
     inputs: object = None
+    t_noise: float = 0.0
 
     def __check_init__(self):
         from .processes.process import ScaleMixtureProcess, hyperparameter_names
@@ -94,13 +99,21 @@ class ProcessPrior(DatasetPrior):
             raise ModelError(f"the process's scale prior cannot simulate datasets: {err}") from None
         object.__setattr__(self, "inputs", _check_inputs(self.inputs, self.x_dim))
         object.__setattr__(self, "_names", names)
+        from ..core.checks import check_real
+
+        check_real("t_noise", self.t_noise, 0.0)
 
     def __repr__(self):
         hyper = f", hyperpriors on {', '.join(self.priors)}" if self.priors else ""
+        t = f", t-noise {self.t_noise:g}" if self.t_noise else ""
         return (f"ProcessPrior({type(self.process.kernel).__name__} kernel, {type(self.process.scale_prior).__name__} "
-                f"scale{hyper}, x_dim={self.x_dim})")
+                f"scale{hyper}{t}, x_dim={self.x_dim})")
 
     def _one(self, key, num_points):
+        x, y, _ = self._one_with_parameters(key, num_points)
+        return x, y
+
+    def _one_with_parameters(self, key, num_points):
         leaves, treedef = jax.tree_util.tree_flatten(self.process)
         keys = jax.random.split(key, len(leaves) + 3)
         values = [self.priors[n].sample(k) if n in self.priors else v
@@ -111,7 +124,19 @@ class ProcessPrior(DatasetPrior):
         A = process.gram(x)
         L = jnp.linalg.cholesky(A + 1e-9 * jnp.mean(jnp.diagonal(A)) * jnp.eye(num_points, dtype=A.dtype))
         y = jnp.sqrt(s2) * (L @ jax.random.normal(keys[-1], (num_points,), A.dtype))
-        return x, y
+        if self.t_noise:  # keys of their own: the Gaussian part is the same with or without t-noise
+            gamma = self.t_noise * jax.random.uniform(jax.random.fold_in(key, 1), dtype=y.dtype)
+            y = y + gamma * jax.random.t(jax.random.fold_in(key, 2), 2.1, (num_points,), y.dtype)
+        return x, y, {"process": process, "scale": s2}
+
+    def sample_with_parameters(self, key, num_datasets: int, num_points: int):
+        """(x, y, parameters) where ``parameters`` holds each dataset's process (a batched pytree) and
+        σ²: what an oracle with the true hyperparameters needs."""
+        check_int("num_datasets", num_datasets)
+        check_int("num_points", num_points)
+        run = cache.cached(("dataset_prior_parameters", self, num_points),
+                           lambda: jax.jit(jax.vmap(lambda k: self._one_with_parameters(k, num_points))))
+        return run(jax.random.split(key, num_datasets))
 
 
 class ModelPrior(DatasetPrior):

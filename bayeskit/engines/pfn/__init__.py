@@ -1,5 +1,6 @@
-"""Prior-data fitted networks (PFNs): a transformer trained once on datasets drawn from a prior
-gives the posterior predictive of a new dataset in one forward pass (Müller et al. 2022).
+"""Amortised engines: prior-data fitted networks (PFNs, Müller et al. 2022) and neural processes
+(CNP … MPNP): a network trained once on datasets drawn from a prior gives the posterior predictive
+of a new dataset in one forward pass. Both train on one loop (`train`) from the same dataset priors.
 PyTorch is imported on first use of a name that needs it, never by ``import bayeskit`` nor by
 importing this package (the engine registry imports every engine package).
 
@@ -7,13 +8,17 @@ importing this package (the engine registry imports every engine package).
     trained = bk.pfn.train(prior, bk.pfn.TINY)      # minutes on a CPU; bk.pfn.PAPER for a GPU
     trained.save("gp.pfn")
     post = bk.fit(process, {"X": X, "y": y}, engine=bk.PFN(network=trained))
+
+    mpnp = bk.pfn.train(prior, bk.pfn.NPTraining(model="mpnp"))
+    post = bk.fit(process, {"X": X, "y": y}, engine=bk.NeuralProcess(network=mpnp))
 """
 
 from __future__ import annotations
 
 import importlib
 
-from .engine import PFN, ContextWarning
+from .engine import PFN, ContextWarning, NeuralProcess
+from .np_settings import MODELS, NP_CPU, NP_PAPER, NPTraining
 
 # public name -> the module (relative to this package) that defines it, imported on first use
 _LAZY = {
@@ -25,9 +30,12 @@ _LAZY = {
     "LC_TINY": ".training", "PAPER": ".training", "PRETRAINED": ".training", "TINY": ".training",
     "TrainedPFN": ".training", "Training": ".training", "load": ".training", "pretrained": ".training",
     "train": ".training",
+    "MixturePredictive": ".neural_process", "NPPosterior": ".neural_process", "TrainedNP": ".neural_process",
 }
 
-__all__ = ["LC_TINY", "PAPER", "PFN", "PRETRAINED", "TINY", "BarDistribution", "BarPredictive", "ContextWarning",
+__all__ = ["LC_TINY", "MODELS", "NP_CPU", "NP_PAPER", "PAPER", "PFN", "PRETRAINED", "TINY", "BarDistribution",
+           "BarPredictive", "ContextWarning", "MixturePredictive", "NPPosterior", "NPTraining", "NeuralProcess",
+           "TrainedNP",
            "DatasetPrior", "LearningCurvePrior", "ModelPrior", "PFNPosterior", "PFNTransformer", "ProcessPrior",
            "TrainedPFN", "Training", "borders_from_samples", "load", "pretrained", "train"]
 

@@ -1,4 +1,5 @@
-"""`bk.PFN`: the posterior predictive of a dataset from a network trained on the model's prior.
+"""`bk.PFN` and `bk.NeuralProcess`: the posterior predictive of a dataset from a network trained on
+the model's prior (a prior-data fitted network, or a neural process such as the MPNP).
 
     trained = bk.pfn.train(bk.pfn.ProcessPrior(process), bk.pfn.TINY)     # once
     post = bk.fit(process, {"X": X, "y": y}, engine=bk.PFN(network=trained))
@@ -18,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...core.checks import check_bool, check_checkpoint, check_type
+from ...core.checks import check_bool, check_checkpoint, check_int, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError
 from ...core.model import DatasetPriorSource, NumPyroProgram
@@ -29,15 +30,10 @@ class ContextWarning(UserWarning):
     """More context points than the network was trained for: its predictions are extrapolations."""
 
 
-class PFN(Engine):
-    """Amortised inference with a prior-data fitted network.
-
-    ``network``: a `TrainedPFN`, the path of a saved one, or None (train one for the model with
-    ``training``, a `bk.pfn.Training`, default `bk.pfn.TINY`, seeded by the fit's seed). The model
-    gives the training prior (`DatasetPriorSource.dataset_prior`, or a NumPyro model run forward);
-    ``priors`` (path -> NumPyro distribution) and ``inputs`` (a distribution over one input point)
-    shape it. ``device``: where a loaded network runs.
-    """
+class _Amortized(Engine):
+    """What amortised engines share: a network trained once on the model's prior (or given), data
+    checks, and one forward pass per fit. A subclass sets its network type, its default training and
+    its posterior (`_check_network`, `_default_training`, `_posterior`)."""
 
     network: object = None
     training: object = None
@@ -52,13 +48,24 @@ class PFN(Engine):
 
     def __check_init__(self):
         if self.network is not None and not isinstance(self.network, (str, os.PathLike)):
-            from .training import TrainedPFN  # a TrainedPFN means torch is loaded already
-
-            check_type("network", self.network, TrainedPFN, "a TrainedPFN, the path of a saved one, or None")
-        check_type("training", self.training, Training, "a bk.pfn.Training", optional=True)
+            self._check_network()
         check_type("priors", self.priors, Mapping, "a dict of path -> NumPyro distribution", optional=True)
         check_checkpoint(self.checkpoint, self.resume)
         check_bool("progress", self.progress)
+
+    def _network_type(self):
+        raise NotImplementedError
+
+    def _check_network(self, network=None) -> None:
+        network = self.network if network is None else network
+        kind = self._network_type()
+        check_type("network", network, kind, f"a {kind.__name__}, the path of a saved one, or None")
+
+    def _default_training(self):
+        raise NotImplementedError
+
+    def _posterior(self, network, X, y):
+        raise NotImplementedError
 
     def prior_for(self, model, x_dim: int):
         """The dataset prior that training for `model` simulates from: the model's own
@@ -79,20 +86,22 @@ class PFN(Engine):
             from .training import train
 
             # the fit's key seeds the training run: bk.fit(..., seed=s) trains what bk.pfn.train(..., seed=s) does
-            return train(self.prior_for(model, x_dim), self.training or TINY, seed=key, checkpoint=self.checkpoint,
-                         resume=self.resume, progress=self.progress)
+            return train(self.prior_for(model, x_dim), self.training or self._default_training(), seed=key,
+                         checkpoint=self.checkpoint, resume=self.resume, progress=self.progress)
         if isinstance(self.network, (str, os.PathLike)):
             from .training import load
 
-            return load(self.network, device=self.device)
+            network = load(self.network, device=self.device)
+            self._check_network(network)
+            return network
         return self.network
 
     def fit(self, model, data, key):
-        from .posterior import PFNPosterior, check_inputs
+        from .posterior import check_inputs
 
         if not isinstance(data, dict) or set(data) != {"X", "y"}:
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise DataError(f"`data` for a PFN must be a dict with keys 'X' and 'y', got {got}")
+            raise DataError(f"`data` for {type(self).__name__} must be a dict with keys 'X' and 'y', got {got}")
         y = np.asarray(data["y"], dtype=float)
         X_raw = np.asarray(data["X"], dtype=float)
         x_dim = X_raw.shape[1] if X_raw.ndim == 2 else 1
@@ -107,4 +116,63 @@ class PFN(Engine):
             warnings.warn(f"{X.shape[0]} context points, but the network was trained with at most "
                           f"{network.max_context}: its predictions extrapolate beyond its training", ContextWarning,
                           stacklevel=3)
+        return self._posterior(network, X, y)
+
+
+class PFN(_Amortized):
+    """Amortised inference with a prior-data fitted network.
+
+    ``network``: a `TrainedPFN`, the path of a saved one, or None (train one for the model with
+    ``training``, a `bk.pfn.Training`, default `bk.pfn.TINY`, seeded by the fit's seed). The model
+    gives the training prior (`DatasetPriorSource.dataset_prior`, or a NumPyro model run forward);
+    ``priors`` (path -> NumPyro distribution) and ``inputs`` (a distribution over one input point)
+    shape it. ``device``: where a loaded network runs.
+    """
+
+    def __check_init__(self):
+        check_type("training", self.training, Training, "a bk.pfn.Training", optional=True)
+
+    def _network_type(self):
+        from .training import TrainedPFN  # a network given means torch is loaded already
+
+        return TrainedPFN
+
+    def _default_training(self):
+        return TINY
+
+    def _posterior(self, network, X, y):
+        from .posterior import PFNPosterior
+
         return PFNPosterior(network, X, y, engine=self)
+
+
+class NeuralProcess(_Amortized):
+    """Amortised inference with a neural process (CNP, NP, ANP, CANP, BNP, MPNP, MPANP).
+
+    ``network``: a `TrainedNP`, the path of a saved one, or None (train one for the model with
+    ``training``, a `bk.pfn.NPTraining`, default `bk.pfn.NP_CPU`: an MPNP). ``samples``: network
+    samples (latents, bootstraps, pseudo-context sets) in each predictive mixture. The rest as `bk.PFN`.
+    """
+
+    samples: int = 50
+
+    def __check_init__(self):
+        from .np_settings import NPTraining
+
+        check_type("training", self.training, NPTraining, "a bk.pfn.NPTraining", optional=True)
+        check_int("samples", self.samples)
+
+    def _network_type(self):
+        from .neural_process import TrainedNP
+
+        return TrainedNP
+
+    def _default_training(self):
+        from .np_settings import NP_CPU
+
+        return NP_CPU
+
+    def _posterior(self, network, X, y):
+        from .neural_process import NPPosterior
+
+        return NPPosterior(network, X, y, samples=self.samples, engine=self)

@@ -48,12 +48,45 @@ class Training(Module, pytree=False):
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_bool("bf16", self.bf16)
 
+    # -- the recipe `train` follows (the same five methods for every amortised network) ----------
+    @property
+    def points(self) -> int:
+        """Points per simulated dataset."""
+        return self.seq_len
+
+    @property
+    def calibration_sets(self) -> int:
+        """Datasets drawn once before training, for the bar's borders and the input moments."""
+        return -(-self.border_samples // self.seq_len)
+
     def network(self, x_dim: int):
         """A fresh `PFNTransformer` of this size (initialised from torch's global generator)."""
         from .network import PFNTransformer
 
         return PFNTransformer(x_dim, self.num_buckets, d_model=self.d_model, layers=self.layers, heads=self.heads,
                               d_ff=self.d_ff, dropout=self.dropout)
+
+    def head(self, ys, device):
+        """The bar distribution, with borders at equal-mass quantiles of the prior's targets ``ys``."""
+        from .bar import BarDistribution, borders_from_samples
+
+        return BarDistribution(borders_from_samples(ys, self.num_buckets)).to(device)
+
+    def split(self, rng) -> tuple[int, int]:
+        """(context points n, points used T): n in 1 … T − 1 with P(n) ∝ 1 / (T − n), so each split size
+        contributes alike to the loss; the rest are queries."""
+        from .training import split_position
+
+        return split_position(rng, self.seq_len), self.seq_len
+
+    def loss(self, network, head, x, y, n: int):
+        """The bar distribution's negative log-likelihood of the queries."""
+        return head(network(x[:, :n], y[:, :n], x[:, n:]).float(), y[:, n:]).mean()
+
+    def trained(self, network, head, prior_name, history, step, x_loc, x_scale):
+        from .training import TrainedPFN
+
+        return TrainedPFN(network, head, self, prior_name, history, step, x_loc, x_scale)
 
     def torch_device(self):
         import torch

@@ -10,6 +10,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -21,7 +22,7 @@ import torch
 from ...core import loop, seeds
 from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_type
 from ...core.errors import ConfigError, SamplingError
-from .bar import BarDistribution, borders_from_samples
+from .bar import BarDistribution
 from .network import PFNTransformer, check_shapes
 from .settings import LC_TINY, PAPER, TINY, Training
 
@@ -135,11 +136,15 @@ class TrainedPFN:
                       "x_loc": self.x_loc.tolist(), "x_scale": self.x_scale.tolist()}, path)
 
 
-def load(path, device: str = "cpu") -> TrainedPFN:
-    """A `TrainedPFN` written by `TrainedPFN.save`."""
+def load(path, device: str = "cpu"):
+    """A `TrainedPFN` or `TrainedNP` written by its ``save``."""
     saved = torch.load(path, map_location=device, weights_only=False)
+    if isinstance(saved, dict) and saved.get("format") == "bayeskit.np/1":
+        from .neural_process import TrainedNP
+
+        return TrainedNP.from_saved(saved, device)
     if not isinstance(saved, dict) or saved.get("format") != "bayeskit.pfn/1":
-        raise ConfigError(f"{path!s} is not a bayeskit PFN file (write one with TrainedPFN.save)")
+        raise ConfigError(f"{path!s} is not a bayeskit PFN or neural-process file (write one with .save)")
     if saved["network_config"] is None:  # a wrapped module, stored whole
         network = saved["network"]
     else:
@@ -164,6 +169,22 @@ def split_position(rng: np.random.Generator, seq_len: int) -> int:
     return int(rng.choice(n, p=weights / weights.sum()))
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run with ``threads`` intra-op threads (None: torch's setting), restoring it afterwards. Small
+    networks gain nothing from more, and on a loaded machine their spinning threads wait on one
+    another: one thread trains a neural process 10 times faster when the cores are busy."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _to_torch(a, device) -> torch.Tensor:
     return torch.from_numpy(np.array(a, dtype=np.float32)).to(device)  # a writable copy: JAX arrays are read-only
 
@@ -178,16 +199,22 @@ def _schedule(training: Training):
     return factor
 
 
-def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = None, resume: bool = False,
-          checkpoint_every: int = 100, progress: bool = True) -> TrainedPFN:
-    """Train a PFN on datasets from ``prior`` (a `DatasetPrior`), driven by `core.loop.run`.
+def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume: bool = False,
+          checkpoint_every: int = 100, progress: bool = True):
+    """Train an amortised network on datasets from ``prior`` (a `DatasetPrior`), driven by `core.loop.run`.
+
+    ``training`` is the recipe and its settings: a `Training` (a PFN) or an `NPTraining` (a neural
+    process). Every recipe gives ``points`` per dataset, ``calibration_sets`` (datasets drawn once, for
+    the input moments and the output head), ``network(x_dim)``, ``head(ys, device)``, ``split(rng) ->
+    (n_context, n_points)``, ``loss(network, head, x, y, n_context)`` and ``trained(...)``; the loop,
+    its schedule (linear warm-up, cosine decay), clipping, checkpoints and failures are the same for all.
 
     ``seed`` (an int or a JAX key) decides every random number of the run (`core.seeds`): the
-    batch of step t is drawn with the key fold_in(key, t), its split position by numpy_rng of
-    that key, and the network is initialised from int_seed(key) in a forked torch generator (torch's
-    global generator is left as it was). An int seed and its key train the same network.
-    ``checkpoint``: a file written every ``checkpoint_every`` steps and at the end; ``resume=True``
-    continues from it and repeats the uninterrupted run exactly.
+    batch of step t is drawn with the key fold_in(key, t), its split by numpy_rng of that key, and
+    the network is initialised (and its losses sample) from int_seed(key) in a forked torch
+    generator (torch's global generator is left as it was). An int seed and its key train the same
+    network. ``checkpoint``: a file written every ``checkpoint_every`` steps and at the end;
+    ``resume=True`` continues from it and repeats the uninterrupted run exactly.
 
     A non-finite loss stops the run with a `SamplingError` whose ``partial`` is the network before
     that step; Ctrl-C returns the network trained so far, with a warning.
@@ -195,9 +222,10 @@ def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = 
     import jax
 
     from ...models.priors import DatasetPrior
+    from .np_settings import NPTraining
 
     check_type("prior", prior, DatasetPrior, "a dataset prior (ProcessPrior, ModelPrior, ...)")
-    check_type("training", training, Training, "a bk.pfn.Training")
+    check_type("training", training, (Training, NPTraining), "a bk.pfn.Training or a bk.pfn.NPTraining")
     check_checkpoint(checkpoint, resume)
     check_int("checkpoint_every", checkpoint_every)
     check_bool("progress", progress)
@@ -206,20 +234,21 @@ def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = 
     device = training.torch_device()
     prior_name = repr(prior)
 
-    # borders: equal-mass quantiles of the prior's targets; input standardisation: the prior's input
-    # moments (a key of their own, so training keys are untouched)
-    n_sets = math.ceil(training.border_samples / training.seq_len)
-    xs, ys = prior.sample(jax.random.fold_in(key, 2**31 - 1), n_sets, training.seq_len)
-    bar = BarDistribution(borders_from_samples(np.asarray(ys), training.num_buckets)).to(device)
+    # the output head and the input standardisation come from datasets drawn once, before training
+    # (a key of their own, so training keys are untouched)
+    xs, ys = prior.sample(jax.random.fold_in(key, 2**31 - 1), training.calibration_sets, training.points)
+    head = training.head(np.asarray(ys), device)
     xs = np.asarray(xs, dtype=float).reshape(-1, prior.x_dim)
     x_loc, x_scale = xs.mean(axis=0), xs.std(axis=0)
     x_scale = np.where(x_scale > 0, x_scale, 1.0)  # a constant input stays as it is, shifted to 0
     loc_t, scale_t = _to_torch(x_loc, device), _to_torch(x_scale, device)
 
-    # network initialisation (and dropout) need torch's global generator: fork it, seeded from the key
+    # network initialisation, dropout and the losses' own sampling use torch's global generator:
+    # fork it, seeded from the key (its state is part of a checkpoint)
     cuda = device.type == "cuda"
     forked = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
-    with torch.random.fork_rng(devices=forked):
+    threads = None if cuda else getattr(training, "threads", None)
+    with torch.random.fork_rng(devices=forked), torch_threads(threads):
         torch.manual_seed(seeds.int_seed(key))
         network = training.network(prior.x_dim).to(device)
         optimizer = torch.optim.AdamW(network.parameters(), lr=training.learning_rate,
@@ -237,20 +266,19 @@ def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = 
             history, start = list(saved["history"]), saved["step"]
 
         def trained(step=None):
-            return TrainedPFN(network, bar, training, prior_name, history, step, x_loc, x_scale)
+            return training.trained(network, head, prior_name, history, step, x_loc, x_scale)
 
         network.train()
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=getattr(training, "bf16", False))
 
         def one_step(step) -> bool:
             """One optimiser step; False (and nothing changed) when the loss or its gradient is not finite."""
             step_key = jax.random.fold_in(key, step)
-            x, y = prior.sample(step_key, training.batch_size, training.seq_len)
-            n = split_position(seeds.numpy_rng(step_key), training.seq_len)
-            x, y = (_to_torch(x, device) - loc_t) / scale_t, _to_torch(y, device)
+            x, y = prior.sample(step_key, training.batch_size, training.points)
+            n, used = training.split(seeds.numpy_rng(step_key))
+            x, y = (_to_torch(x, device)[:, :used] - loc_t) / scale_t, _to_torch(y, device)[:, :used]
             with autocast:
-                logits = network(x[:, :n], y[:, :n], x[:, n:])
-            loss = bar(logits.float(), y[:, n:]).mean()
+                loss = training.loss(network, head, x, y, n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(network.parameters(), training.clip)
@@ -282,7 +310,8 @@ def train(prior, training: Training = TINY, *, seed=0, checkpoint: str | None = 
                               "seed": words}, checkpoint)
 
         result = loop.run(advance, None, total=training.steps, start=start,
-                          chunk=math.gcd(10, checkpoint_every) if checkpoint else 10, progress=progress, desc="PFN",
+                          chunk=math.gcd(10, checkpoint_every) if checkpoint else 10, progress=progress,
+                          desc=getattr(training, "label", "PFN"),
                           postfix=lambda records, done: f"loss {np.mean(history[-50:]):.3f}", on_chunk=on_chunk,
                           partial=lambda state, records, done: trained(len(history)))
     stopped = result.stopped

@@ -58,3 +58,22 @@ class Matern(Kernel):
 
     def diagonal(self, x):
         return jnp.full(x.shape[0], self.variance, dtype=jnp.result_type(x, self.variance))
+
+
+class Periodic(Kernel):
+    """k(x, x') = variance · exp(−2 Σ_d sin²(π |x_d − x'_d| / period) / lengthscale²) (MacKay's periodic
+    kernel, as GPyTorch's ``PeriodicKernel``)."""
+
+    variance: float = 1.0
+    lengthscale: float = 1.0
+    period: float = 1.0
+
+    def __check_init__(self):
+        check_positive_values("Periodic", variance=self.variance, lengthscale=self.lengthscale, period=self.period)
+
+    def matrix(self, x1, x2):
+        s = jnp.sin(jnp.pi * (x1[:, None, :] - x2[None, :, :]) / self.period)
+        return self.variance * jnp.exp(-2.0 * jnp.sum(s**2, -1) / self.lengthscale**2)
+
+    def diagonal(self, x):
+        return jnp.full(x.shape[0], self.variance, dtype=jnp.result_type(x, self.variance))
