@@ -89,6 +89,18 @@ def _y_data():
     return {"y": _normal_data()["y"]}
 
 
+def _untrained_mpnp():
+    """An MPNP with its initial weights: the contract needs a network, not a good one."""
+    import torch
+
+    from bayeskit.engines.pfn.neural_process import TrainedNP
+    from bayeskit.models.neural_processes import MPNP
+
+    torch.manual_seed(0)
+    settings = bk.pfn.NPTraining(hidden=16, encoder_depth=3, decoder_depth=2, pseudo_points=4, noise_dim=4)
+    return bk.NeuralProcess(network=TrainedNP(settings.network(1), settings, "untrained"), samples=8)
+
+
 def _learning_curve_model():
     from bayeskit.models.learning_curves import learning_curve_model
 
@@ -124,6 +136,7 @@ CASES = [
     Case("pfn", _learning_curve_model, _learning_curve_data,
          lambda: bk.PFN(network=bk.pfn.pretrained("lc-tiny"), progress=False), {"X": np.array([[20.0], [50.0]])},
          random_fit=False),
+    Case("neural_process", _process, _process_data, _untrained_mpnp, {"X": np.zeros((4, 1))}, random_fit=False),
     Case("martingale", _martingale_rule, _y_data, lambda: bk.MartingalePosterior(horizon=1000, draws=200,
                                                                                 progress=False)),
 ]
