@@ -291,3 +291,19 @@ def test_bad_data_is_named(rule, data, match):
 def test_a_functional_the_predictive_lacks_is_named(y20):
     with pytest.raises(bk.ModelError, match="an empirical law .* has no density"):
         bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=mt.Density(at=[0.0]), horizon=10, draws=2))
+
+
+def test_a_grid_functional_on_a_rule_without_a_grid_asks_for_points(y20):
+    with pytest.raises(bk.ModelError, match=r"`CDF\(\)` without `at` .* Empirical has none: pass the points"):
+        bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=mt.CDF(), horizon=10, draws=2))
+    post = bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=mt.CDF(at=[0.0, 1.0]), horizon=10, draws=2))
+    assert post.draws["cdf"].shape == (1, 2, 2)
+
+
+def test_a_new_number_of_draws_compiles_nothing(y20):
+    from bayeskit.core import cache
+
+    bk.fit(mt.NormalNormal(), {"y": y20}, engine=engine(horizon=100, draws=30), seed=0)
+    before = len(cache._PROGRAMS)
+    bk.fit(mt.NormalNormal(loc=1.0), {"y": y20 + 1}, engine=engine(horizon=100, draws=70), seed=0)
+    assert len(cache._PROGRAMS) == before

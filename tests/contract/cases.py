@@ -94,7 +94,6 @@ def _untrained_mpnp():
     import torch
 
     from bayeskit.engines.pfn.neural_process import TrainedNP
-    from bayeskit.models.neural_processes import MPNP
 
     torch.manual_seed(0)
     settings = bk.pfn.NPTraining(hidden=16, encoder_depth=3, decoder_depth=2, pseudo_points=4, noise_dim=4)

@@ -15,7 +15,6 @@ the fit warns when it exceeds `TRUNCATION_LIMIT`.
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import jax
@@ -34,6 +33,9 @@ from .posterior import MartingaleDraws
 TRUNCATION_LIMIT = 0.05
 #: Bytes of predictive states a chunk of draws may hold at once.
 CHUNK_BYTES = 2**27
+#: Draws per compiled chunk at most (so the program does not depend on `draws`: a refit with other
+#: `draws` compiles nothing).
+CHUNK_DRAWS = 250
 
 
 def _as_dict(value, functional) -> dict:
@@ -50,7 +52,8 @@ class MartingalePosterior(Engine):
     `coefficients`, or your own). ``horizon``: forward draws N per posterior draw (None: 50 n, at
     least 1,000 and at most 20,000: the draws then miss about n / (n + N) of the variance).
     ``draws``: posterior draws. ``chunk``: draws per compiled batch (None: as many as 128 MiB of
-    predictive states allow, at most a tenth of ``draws`` for a smooth progress bar).
+    predictive states allow, at most `CHUNK_DRAWS`; the last batch is padded, so ``draws`` changes
+    no compiled program).
     """
 
     functional: object = fn.mean
@@ -108,7 +111,7 @@ class MartingalePosterior(Engine):
             jax.eval_shape(lambda s: self.functional(rule.distribution(s)), state)
         except ModelError:
             raise
-        except (TypeError, AttributeError, NotImplementedError, ValueError) as exc:
+        except Exception as exc:  # a method the predictive lacks, or one NumPyro cannot compute here
             raise ModelError(f"functional {fn.name_of(self.functional)!r} cannot be evaluated on the predictive of "
                              f"{type(rule).__name__} ({type(rule.distribution(state)).__name__}): "
                              f"{type(exc).__name__}: {exc}") from exc
@@ -133,8 +136,7 @@ def _signature(state) -> tuple:
 
 def _chunk_size(state, draws: int) -> int:
     size = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(state))
-    by_memory = max(1, CHUNK_BYTES // max(size, 1))
-    return int(max(1, min(by_memory, math.ceil(draws / 10), draws)))
+    return int(max(1, min(CHUNK_BYTES // max(size, 1), CHUNK_DRAWS)))
 
 
 def _build(functional, horizon: int):

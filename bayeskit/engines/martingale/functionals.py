@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.errors import ModelError
 from ...core.module import Module, field
 
 
@@ -57,6 +58,15 @@ class Quantile(Functional):
         return P.icdf(jnp.asarray(self.q))
 
 
+def _points(functional, P):
+    if functional.at is not None:
+        return jnp.asarray(functional.at)
+    if not hasattr(P, "grid"):
+        raise ModelError(f"`{type(functional).__name__}()` without `at` evaluates on the rule's grid, and "
+                         f"{type(P).__name__} has none: pass the points, e.g. {type(functional).__name__}(at=[...])")
+    return P.grid
+
+
 class Density(Functional):
     """p(y) at the points ``at`` (None: the rule's own grid)."""
 
@@ -64,8 +74,7 @@ class Density(Functional):
     name = "density"
 
     def __call__(self, P):
-        at = P.grid if self.at is None else jnp.asarray(self.at)
-        return jnp.exp(P.log_prob(at))
+        return jnp.exp(P.log_prob(_points(self, P)))
 
 
 class CDF(Functional):
@@ -75,8 +84,7 @@ class CDF(Functional):
     name = "cdf"
 
     def __call__(self, P):
-        at = P.grid if self.at is None else jnp.asarray(self.at)
-        return P.cdf(at)
+        return P.cdf(_points(self, P))
 
 
 class Coefficients(Functional):

@@ -9,15 +9,17 @@ from ...core.errors import ConfigError
 from ...core.posterior import DrawsPosterior, check_n
 from ...core.seeds import as_key
 
-RELEVANT = 1e-3  # a component counts in `truncation` when its variance is at least this fraction of the largest
+RELEVANT = 1e-2  # a component counts in `truncation` when its variance is at least this fraction of the largest
 
 
 class MartingaleDraws(DrawsPosterior):
     """Independent draws (one chain) of the functional θ = f(P_N).
 
     ``predictive``: P_n, the rule's predictive given the data (what `predict` draws from);
-    ``truncation``: per variable, the largest fraction of the posterior variance the horizon misses,
-    estimated by Var(θ_N − θ_{N/2}) / Var(θ_N); ``horizon``: N.
+    ``truncation``: per variable, the fraction of the posterior variance the horizon misses, estimated
+    by Σ_j Var(θ_N − θ_{N/2})_j / Σ_j Var(θ_N)_j over its components j that vary (variance at least 1%
+    of the largest); ``horizon``: N. A posterior read back by `bk.load` is a plain `DrawsPosterior`
+    of the draws (the rule and its predictive are not stored).
     """
 
     def __init__(self, draws, halves=None, *, rule=None, state=None, horizon: int = 0, engine=None):
@@ -30,10 +32,11 @@ class MartingaleDraws(DrawsPosterior):
             end = end.reshape(end.shape[1], -1)
             increment = end - halves[name].reshape(end.shape)
             total = end.var(axis=0)
-            # components whose spread is negligible beside the largest (a density's far tails) say nothing
+            # pooled over the components that vary (a density's far tails say nothing): a ratio of sums
+            # is steadier than the largest of many noisy per-component ratios, which is biased upward
             counted = total > RELEVANT * total.max(initial=0.0)
-            ratio = increment.var(axis=0)[counted] / total[counted]
-            self.truncation[name] = float(ratio.max()) if ratio.size else 0.0
+            pooled = total[counted].sum()
+            self.truncation[name] = float(increment.var(axis=0)[counted].sum() / pooled) if pooled > 0 else 0.0
 
     @property
     def predictive(self):
