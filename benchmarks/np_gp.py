@@ -11,6 +11,7 @@ the prediction time of one task by MPNP, the exact GP (true hyperparameters) and
 hyperpriors (uniform priors as the task prior, 1 chain × (500 + 500), f integrated out).
 
     python benchmarks/np_gp.py train mpnp [--steps 5000] [--variant no-pseudo]   # one model -> results/np_gp/
+    python benchmarks/np_gp.py train mpnp --preset paper                          # the papers' size, on a GPU
     python benchmarks/np_gp.py evaluate [--tasks 1000] [--markdown table.md]      # the table, from saved models
 
 Variants ablate MPNP's loss (`NPTraining.amortised_weight`, `pseudo_weight`): "no-amortised", "no-pseudo".
@@ -44,8 +45,9 @@ def name_of(model: str, variant: str = "") -> str:
     return model + (f"-{variant}" if variant else "")
 
 
-def train(model: str, variant: str, steps: int | None, seed: int) -> None:
-    settings = dataclasses.replace(bk.pfn.NP_CPU, model=model, device="cpu", **VARIANTS[variant])
+def train(model: str, variant: str, steps: int | None, seed: int, preset: str = "cpu") -> None:
+    base = bk.pfn.NP_CPU if preset == "cpu" else bk.pfn.NP_PAPER
+    settings = dataclasses.replace(base, model=model, device="cpu" if preset == "cpu" else "auto", **VARIANTS[variant])
     if steps:
         settings = dataclasses.replace(settings, steps=steps)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -178,12 +180,15 @@ def main():
     t.add_argument("--variant", default="", choices=list(VARIANTS))
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--preset", default="cpu", choices=("cpu", "paper"),
+                   help="cpu: bk.pfn.NP_CPU on one thread; paper: bk.pfn.NP_PAPER (width 128, 100k steps of 100 "
+                        "tasks) on a GPU when there is one")
     e = sub.add_parser("evaluate")
     e.add_argument("--tasks", type=int, default=1000)
     e.add_argument("--markdown", default=None)
     args = parser.parse_args()
     if args.command == "train":
-        train(args.model, args.variant, args.steps, args.seed)
+        train(args.model, args.variant, args.steps, args.seed, args.preset)
     else:
         evaluate(args.tasks, args.markdown)
 
