@@ -8,9 +8,11 @@ prior, from a predictive rule that imputes the unseen rest of the population.
 (c) the conjugate normal model, where the martingale posterior is the Bayesian posterior: the
     draws beside the exact answer.
 
-Run: python examples/martingale_posterior.py   (about a minute on 2 cores; no plots)
+Run: python examples/martingale_posterior.py   (about a minute on 2 cores; no plots; BAYESKIT_FAST=1 for a
+quick smoke run with fewer draws and shorter horizons)
 """
 
+import os
 import time
 
 import numpy as np
@@ -20,6 +22,8 @@ import bayeskit as bk
 
 mt = bk.martingale
 rng = np.random.default_rng(1)
+fast = os.environ.get("BAYESKIT_FAST") == "1"
+scale = 10 if fast else 1  # the smoke run: a tenth of the draws (and of the longest horizon)
 
 
 def band(draws, level=0.9):
@@ -36,7 +40,7 @@ start = time.perf_counter()
 # the default horizon for n = 100 is 50 n = 5,000 forward draws per posterior draw; P_N is tracked on
 # the rule's grid (200 points over the data ± 3 sd) and the functional reads it at `at`
 post = bk.fit(mt.CopulaDensity(), {"y": y}, engine=bk.MartingalePosterior(
-    functional=mt.Density(at=at), draws=500, progress=False), seed=0)
+    functional=mt.Density(at=at), draws=500 // scale, horizon=1000 if fast else None, progress=False), seed=0)
 density = post.draws["density"][0]  # (draws, len(at))
 p_n = np.exp(np.asarray(post.predictive.log_prob(np.asarray(at))))
 lo, hi = band(density)
@@ -52,7 +56,8 @@ print(f"  horizon check: Var(θ_N − θ_N/2) / Var(θ_N) = {post.truncation['de
 
 # (b) the Bayesian bootstrap ----------------------------------------------------------------------
 start = time.perf_counter()
-post = bk.fit(mt.PolyaUrn(alpha=0.0), {"y": y}, engine=bk.MartingalePosterior(draws=2000, progress=False), seed=1)
+post = bk.fit(mt.PolyaUrn(alpha=0.0), {"y": y}, engine=bk.MartingalePosterior(draws=2000 // scale, progress=False),
+              seed=1)
 mean = post.draws["mean"][0]
 lo, hi = band(mean)
 direct = rng.dirichlet(np.ones(y.size), 2000) @ y  # Rubin's Bayesian bootstrap, written directly
@@ -64,7 +69,7 @@ X = rng.normal(size=(60, 2))
 y_reg = 1.0 + X @ np.array([0.5, -1.0]) + rng.standard_normal(60) * (1 + 0.5 * np.abs(X[:, 0]))  # heteroscedastic
 start = time.perf_counter()
 post = bk.fit(mt.PolyaUrn(), {"X": X, "y": y_reg}, engine=bk.MartingalePosterior(
-    functional=mt.coefficients, draws=1000, progress=False), seed=2)
+    functional=mt.coefficients, draws=1000 // scale, progress=False), seed=2)
 beta = post.draws["coefficients"][0]  # (draws, 3): intercept, then one per column of X
 lo, hi = band(beta)
 ols = np.linalg.lstsq(np.column_stack([np.ones(60), X]), y_reg, rcond=None)[0]
@@ -78,7 +83,8 @@ print()
 y_c = rng.normal(1.0, 1.5, 30)
 rule = mt.NormalNormal(loc=0.0, scale=2.0, noise=1.5)  # y ~ N(θ, 1.5²), θ ~ N(0, 2²)
 start = time.perf_counter()
-post = bk.fit(rule, {"y": y_c}, engine=bk.MartingalePosterior(horizon=10_000, draws=4000, progress=False), seed=3)
+post = bk.fit(rule, {"y": y_c}, engine=bk.MartingalePosterior(horizon=10_000 // scale, draws=4000 // scale,
+                                                                  progress=False), seed=3)
 theta = post.draws["mean"][0]
 exact = rule.exact_posterior({"y": y_c})
 m, s = float(exact.mean), float(np.sqrt(exact.variance))
