@@ -109,9 +109,9 @@ class NPTraining(Module, pytree=False):
         return TrainedNP(network, self, prior_name, history, step, x_loc, x_scale)
 
     def torch_device(self):
-        from .settings import Training
+        from .settings import torch_device
 
-        return Training(device=self.device).torch_device()
+        return torch_device(self.device)
 
 
 #: CPU size: the papers' depths at half their width, 5,000 steps of 32 tasks (minutes per model on one core).

@@ -89,15 +89,20 @@ class Training(Module, pytree=False):
         return TrainedPFN(network, head, self, prior_name, history, step, x_loc, x_scale)
 
     def torch_device(self):
-        import torch
+        return torch_device(self.device)
 
-        from ...core.errors import ConfigError
 
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("`device='cuda'` but torch sees no CUDA device")
-        return torch.device(self.device)
+def torch_device(device: str):
+    """The torch device a setting names: "auto" (CUDA when present), "cpu" or "cuda"."""
+    import torch
+
+    from ...core.errors import ConfigError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("`device='cuda'` but torch sees no CUDA device")
+    return torch.device(device)
 
 
 #: A configuration that trains on a CPU in minutes (3,500 steps of about 40 ms on 2 cores): on the
