@@ -105,27 +105,34 @@ class TrainedNP:
     def max_context(self) -> int:
         return self.training.max_context
 
-    @torch.no_grad()
     def predict(self, x_context, y_context, x_query, samples: int = 50, seed=0) -> MixturePredictive:
         """The predictive at ``x_query`` (m, d) given one context (n, d), (n,); the network's own sampling
         (latents, bootstraps, pseudo-contexts) is seeded by ``seed`` in a forked torch generator."""
+        mu, sigma = self.mixture(np.asarray(x_context)[None], np.asarray(y_context)[None],
+                                 np.asarray(x_query)[None], samples, seed)
+        return MixturePredictive(mu[:, 0], sigma[:, 0])
+
+    @torch.no_grad()
+    def mixture(self, x_context, y_context, x_query, samples: int = 50, seed=0) -> tuple[np.ndarray, np.ndarray]:
+        """The mixture components (μ, σ), each (S, B, m) float64, for a batch of B tasks with contexts of
+        one size: x_context (B, n, d), y_context (B, n), x_query (B, m, d)."""
+        from .training import torch_threads
+
         check_int("samples", samples)
         device = next(self.network.parameters()).device
         as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
-        xc = as_t((np.asarray(x_context, dtype=float) - self.x_loc) / self.x_scale)[None]
-        yc = as_t(y_context)[None, :, None]
+        xc = as_t((np.asarray(x_context, dtype=float) - self.x_loc) / self.x_scale)
+        yc = as_t(y_context)[..., None]
         xq = (np.asarray(x_query, dtype=float) - self.x_loc) / self.x_scale
         mus, sigmas = [], []
-        from .training import torch_threads
-
         threads = self.training.threads if device.type == "cpu" else None
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int_seed(seed))
-            for i in range(0, xq.shape[0], QUERY_CHUNK):
-                mu, sigma = self.network.predict(xc, yc, as_t(xq[i:i + QUERY_CHUNK])[None], samples)
-                mus.append(mu[:, 0, :, 0].double().cpu().numpy())
-                sigmas.append(sigma[:, 0, :, 0].double().cpu().numpy())
-        return MixturePredictive(np.concatenate(mus, 1), np.concatenate(sigmas, 1))
+            for i in range(0, xq.shape[1], QUERY_CHUNK):
+                mu, sigma = self.network.predict(xc, yc, as_t(xq[:, i:i + QUERY_CHUNK]), samples)
+                mus.append(mu[..., 0].double().cpu().numpy())
+                sigmas.append(sigma[..., 0].double().cpu().numpy())
+        return np.concatenate(mus, -1), np.concatenate(sigmas, -1)  # S = 1 for a deterministic network
 
     def save(self, path) -> None:
         from .training import _atomic_save

@@ -330,11 +330,17 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
 #: not the same weights.
 PRETRAINED = {
     "lc-tiny": ("lc_tiny.pfn", "bk.pfn.train(bk.pfn.LearningCurvePrior(), bk.pfn.LC_TINY, seed=0)"),
+    # the NP benchmark's networks (benchmarks/np_gp.py train <model>): RBF tasks of the NP literature
+    "mpnp-gp": ("mpnp_gp.np", "bk.pfn.train(gp_tasks('rbf'), replace(bk.pfn.NP_CPU, model='mpnp', device='cpu'), "
+                              "seed=0)"),
+    "cnp-gp": ("cnp_gp.np", "bk.pfn.train(gp_tasks('rbf'), replace(bk.pfn.NP_CPU, model='cnp', device='cpu'), "
+                            "seed=0)"),
 }
 
 
-def pretrained(name: str, device: str = "cpu") -> TrainedPFN:
-    """A network shipped with bayeskit (``PRETRAINED`` lists them and how each was trained)."""
+def pretrained(name: str, device: str = "cpu"):
+    """A network shipped with bayeskit (``PRETRAINED`` lists them and how each was trained): a
+    `TrainedPFN` or a `TrainedNP`."""
     from importlib.resources import as_file, files
 
     check_choice("name", name, PRETRAINED)
