@@ -1,10 +1,12 @@
-"""Neural processes on the 1-D GP tasks of the NP literature: the shipped MPNP and CNP (trained once on
-RBF tasks, `bk.pfn.pretrained`) against the exact GP with each task's true hyperparameters.
+"""Neural processes on the 1-D GP tasks of the NP literature: the shipped MPANP, MPNP and CNP (trained
+once on RBF tasks at CPU size, `bk.pfn.pretrained`) against the exact GP with each task's true
+hyperparameters.
 
 For 200 RBF test tasks and 200 t-noise tasks (RBF plus Student-t(2.1) noise, outside the training prior),
 each network's predictive at the targets, given the context, is scored by its log-likelihood per point
-and the coverage of its 90% intervals; the MPNP's predictive is the mixture over 50 generated
-pseudo-context sets, the CNP's one Gaussian.
+and the coverage of its 90% intervals; an MPNP's predictive is the mixture over 50 generated
+pseudo-context sets, the CNP's one Gaussian. The exact GP assumes Gaussian noise, so t-noise tasks
+(outliers) hurt it most.
 
 Run: python examples/mpnp_gp.py   (about a minute on 2 cores; BAYESKIT_FAST=1 for a quick smoke run)
 Train your own: bk.pfn.train(gp_tasks("rbf"), bk.pfn.NPTraining(model="mpnp"), checkpoint="mpnp.ckpt")
@@ -21,7 +23,8 @@ from bayeskit.datasets.gp_tasks import NOISE_SD, gp_tasks
 
 fast = os.environ.get("BAYESKIT_FAST") == "1"
 tasks = 20 if fast else 200
-networks = {"MPNP": bk.pfn.pretrained("mpnp-gp"), "CNP": bk.pfn.pretrained("cnp-gp")}
+networks = {"MPANP": bk.pfn.pretrained("mpanp-gp"), "MPNP": bk.pfn.pretrained("mpnp-gp"),
+            "CNP": bk.pfn.pretrained("cnp-gp")}
 
 
 def oracle(process, xc, yc, xt):

@@ -333,6 +333,8 @@ PRETRAINED = {
     # the NP benchmark's networks (benchmarks/np_gp.py train <model>): RBF tasks of the NP literature
     "mpnp-gp": ("mpnp_gp.np", "bk.pfn.train(gp_tasks('rbf'), replace(bk.pfn.NP_CPU, model='mpnp', device='cpu'), "
                               "seed=0)"),
+    "mpanp-gp": ("mpanp_gp.np", "bk.pfn.train(gp_tasks('rbf'), replace(bk.pfn.NP_CPU, model='mpanp', "
+                                "device='cpu'), seed=0)"),
     "cnp-gp": ("cnp_gp.np", "bk.pfn.train(gp_tasks('rbf'), replace(bk.pfn.NP_CPU, model='cnp', device='cpu'), "
                             "seed=0)"),
 }
