@@ -14,7 +14,8 @@ hyperpriors (uniform priors as the task prior, 1 chain × (500 + 500), f integra
     python benchmarks/np_gp.py train mpnp --preset paper                          # the papers' size, on a GPU
     python benchmarks/np_gp.py evaluate [--tasks 1000] [--markdown table.md]      # the table, from saved models
 
-Variants ablate MPNP's loss (`NPTraining.amortised_weight`, `pseudo_weight`): "no-amortised", "no-pseudo".
+Variants ablate MPNP's loss terms (`NPTraining.amortised_weight`, default 1; `pseudo_weight`, default 0):
+"no-amortised", "with-pseudo", "with-pseudo-no-amortised" (MPANP: "with-pseudo").
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from bayeskit.datasets.gp_tasks import KERNELS, MAX_POINTS, NOISE_SD, gp_tasks  
 
 RESULTS = Path(__file__).parent / "results" / "np_gp"
 MODELS = ("cnp", "np", "anp", "bnp", "mpnp", "mpanp")
-VARIANTS = {"": {}, "no-amortised": {"amortised_weight": 0.0}, "no-pseudo": {"pseudo_weight": 0.0}}
+VARIANTS = {"": {}, "no-amortised": {"amortised_weight": 0.0}, "with-pseudo": {"pseudo_weight": 1.0},
+            "with-pseudo-no-amortised": {"pseudo_weight": 1.0, "amortised_weight": 0.0}}
 SAMPLES = 50
 
 
@@ -146,7 +148,7 @@ def prediction_times(trained, repeats: int = 20):
 
 
 def evaluate(tasks: int, markdown: str | None) -> None:
-    names = [name_of(m) for m in MODELS] + [name_of("mpnp", v) for v in VARIANTS if v]
+    names = [name_of(m) for m in MODELS] + [name_of("mpnp", v) for v in VARIANTS if v] + ["mpanp-with-pseudo"]
     trained = {k: bk.pfn.load(RESULTS / f"{k}.np") for k in names if (RESULTS / f"{k}.np").exists()}
     rows = []
     for kernel in KERNELS:
