@@ -52,7 +52,9 @@ def test_normal_mean_has_the_exact_finite_horizon_law_and_the_posterior_variance
 
 @pytest.mark.parametrize("rule, data", [
     (mt.BetaBernoulli(a=2.0, b=3.0), {"y": (np.random.default_rng(1).random(30) < 0.3).astype(float)}),
-    (mt.GammaPoisson(a=2.0, b=0.5), {"y": np.random.default_rng(2).poisson(3.0, 25).astype(float)}),
+    # 10 s (Poisson draws are rejection loops, slow under vmap); the conjugate path is the same as beta-Bernoulli's
+    pytest.param(mt.GammaPoisson(a=2.0, b=0.5), {"y": np.random.default_rng(2).poisson(3.0, 25).astype(float)},
+                 marks=pytest.mark.slow),
     (mt.NormalInverseGamma(loc=0.0, kappa=0.5, concentration=2.0, rate=2.0),
      {"y": np.random.default_rng(3).normal(2.0, 1.5, 15)}),
 ], ids=["beta-bernoulli", "gamma-poisson", "normal-inverse-gamma"])
@@ -100,7 +102,7 @@ def test_polya_urn_with_mass_matches_the_dirichlet_process_moments(y20):
 
     alpha, B = 3.0, 1000
     post = bk.fit(mt.PolyaUrn(alpha=alpha, base=dist.Normal(0.0, 2.0)), {"y": y20},
-                  engine=engine(horizon=5000, draws=B), seed=4)
+                  engine=engine(horizon=2000, draws=B), seed=4)
     theta = post.draws["mean"][0]
     c = alpha + 20
     mean_g = (alpha * 0.0 + y20.sum()) / c  # G = (α N(0, 4) + Σ δ_y) / c
@@ -115,7 +117,7 @@ def test_polya_urn_regression_is_the_bayesian_bootstrap_of_least_squares():
     X = rng.normal(size=(25, 2))
     y = 1.0 + X @ np.array([0.5, -1.0]) + rng.standard_normal(25)
     B = 1000
-    post = bk.fit(mt.PolyaUrn(), {"X": X, "y": y}, engine=engine(functional=mt.coefficients, horizon=5000,
+    post = bk.fit(mt.PolyaUrn(), {"X": X, "y": y}, engine=engine(functional=mt.coefficients, horizon=2000,
                                                                   draws=B), seed=5)
     design = np.column_stack([np.ones(25), X])
     direct = []
@@ -175,13 +177,13 @@ def test_copula_recursion_matches_the_papers_update(bimodal):
 
 
 def test_copula_density_is_the_derivative_of_its_cdf(bimodal):
-    grid = np.linspace(bimodal.min() - 2, bimodal.max() + 2, 2001)
+    grid = np.linspace(bimodal.min() - 2, bimodal.max() + 2, 1001)
     P = mt.CopulaDensity(rho=0.85, grid=grid).condition({"y": bimodal}, 10)
     dist = mt.CopulaDensity().distribution(P)
     cdf, pdf = np.asarray(dist.cdf_values), np.asarray(dist.pdf_values)
     slope = np.diff(cdf) / np.diff(grid)
     mid = 0.5 * (pdf[1:] + pdf[:-1])
-    # central differences on a grid of spacing 0.004: error O(h² p'') ≈ 1e-5 of the peak density
+    # central differences on a grid of spacing 0.009: error h² p''/8 ≈ 4e-5 of the peak density
     np.testing.assert_allclose(slope, mid, atol=1e-4 * pdf.max())
     # and it is a density: total mass on the grid within the tails' mass left outside
     assert abs(np.trapezoid(pdf, grid) - (cdf[-1] - cdf[0])) < 1e-4
@@ -196,9 +198,9 @@ def test_copula_bandwidth_maximises_the_prequential_likelihood(bimodal):
 
 
 def test_copula_density_is_a_martingale(bimodal):
-    B = 300
-    rule = mt.CopulaDensity(rho=0.85, grid=80)
-    post = bk.fit(rule, {"y": bimodal}, engine=engine(functional=mt.Density(), horizon=500, draws=B), seed=8)
+    B = 250
+    rule = mt.CopulaDensity(rho=0.85, grid=60)
+    post = bk.fit(rule, {"y": bimodal}, engine=engine(functional=mt.Density(), horizon=300, draws=B), seed=8)
     draws = post.draws["density"][0]
     p_n = np.exp(np.asarray(post.predictive.log_prob(post.predictive.grid)))
     se = draws.std(axis=0, ddof=1) / math.sqrt(B)
@@ -206,7 +208,7 @@ def test_copula_density_is_a_martingale(bimodal):
     # rests on V's rare extremes) that a sample mean over finitely many draws stays below it, and its
     # standard error does not say so
     live = p_n > 0.01 * p_n.max()
-    assert live.sum() > 30
+    assert live.sum() > 20
     assert np.all(np.abs(draws.mean(axis=0) - p_n)[live] < 4 * se[live])
     # and the draws vary: the posterior is not the predictive repeated
     assert draws.std(axis=0).max() > 0.01
@@ -214,11 +216,11 @@ def test_copula_density_is_a_martingale(bimodal):
 
 def test_copula_regression_mean_is_a_martingale():
     rng = np.random.default_rng(9)
-    X = rng.uniform(-2, 2, (40, 1))
-    y = np.sin(2 * X[:, 0]) + 0.3 * rng.standard_normal(40)
-    B = 200
-    rule = mt.CopulaRegression(rho=0.7, rho_x=0.95, grid=50, x_eval=np.linspace(-1.5, 1.5, 7))
-    post = bk.fit(rule, {"X": X, "y": y}, engine=engine(horizon=300, draws=B), seed=9)
+    X = rng.uniform(-2, 2, (30, 1))
+    y = np.sin(2 * X[:, 0]) + 0.3 * rng.standard_normal(30)
+    B = 100
+    rule = mt.CopulaRegression(rho=0.7, rho_x=0.95, grid=30, x_eval=np.linspace(-1.5, 1.5, 7), orderings=3)
+    post = bk.fit(rule, {"X": X, "y": y}, engine=engine(horizon=120, draws=B), seed=9)
     draws = post.draws["mean"][0]
     assert draws.shape == (B, 7)
     m_n = np.asarray(post.predictive.mean)
@@ -237,15 +239,15 @@ def test_draws_do_not_depend_on_the_chunking(y20):
 
 def test_functionals_name_their_variables(y20):
     post = bk.fit(mt.NormalNormal(), {"y": y20}, engine=engine(
-        functional=lambda P: {"centre": P.mean, "q90": P.icdf(0.9)}, horizon=500, draws=20), seed=0)
+        functional=lambda P: {"centre": P.mean, "q90": P.icdf(0.9)}, horizon=50, draws=20), seed=0)
     assert set(post.draws) == {"centre", "q90"}
 
     def spread(P):
         return P.icdf(0.9) - P.icdf(0.1)
 
-    post = bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=spread, horizon=500, draws=20), seed=0)
+    post = bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=spread, horizon=50, draws=20), seed=0)
     assert set(post.draws) == {"spread"}
-    post = bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=mt.Quantile([0.1, 0.9]), horizon=500,
+    post = bk.fit(mt.PolyaUrn(), {"y": y20}, engine=engine(functional=mt.Quantile([0.1, 0.9]), horizon=50,
                                                            draws=20), seed=0)
     assert post.draws["quantile"].shape == (1, 20, 2)
     assert np.all(post.draws["quantile"][0, :, 0] <= post.draws["quantile"][0, :, 1])
