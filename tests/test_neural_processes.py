@@ -126,6 +126,8 @@ TINY_NP = bk.pfn.NPTraining(model="mpnp", steps=20, batch_size=8, max_points=20,
                             device="cpu")
 
 
+@pytest.mark.slow  # 12 s; the shared loop's exact resume (torch generator state included) runs in the default
+# tier through the PFN's resume test, and NP training through the fixture below
 def test_a_resumed_neural_process_run_repeats_the_uninterrupted_one(tmp_path):
     full = bk.pfn.train(gp_prior(), TINY_NP, seed=3, progress=False)
     path = str(tmp_path / "np.ckpt")
