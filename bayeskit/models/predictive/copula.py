@@ -90,48 +90,44 @@ def _initial(z):
     return ndtr(z), ndtr(-z), -0.5 * z**2 - 0.5 * math.log(2 * math.pi)
 
 
+def observe_sequence(rho, rho_x, z, x, order):
+    """Run the recursion over the data in ``order`` at the data points themselves: for each i the
+    prequential term log p_{i−1}(y_i | x_i) and the score b_i = Φ⁻¹(P_{i−1}(y_i | x_i)) (with x_i, what
+    updates any other point). z (n,) standardised targets, x (n, p) or None."""
+    def step(data, inputs):
+        t, j = inputs
+        lower, upper, logp = data
+        b = scores(lower[j], upper[j])
+        la, lr = covariate_weights(t + 1.0, x, None if x is None else x[j], rho_x)
+        return update(lower, upper, logp, b, la, lr, rho), (logp[j], b)
+
+    _, (terms, b) = jax.lax.scan(step, _initial(z), (jnp.arange(z.shape[0], dtype=float_dtype()), order))
+    return terms, b
+
+
 def condition_sequence(rho, rho_x, z, x, order, z_grid, x_eval):
     """Run the recursion over the data in ``order``: returns the prequential log-likelihood
     Σ_i log p_{i−1}(y_i | x_i) and the tails and log density on the grid (m, G) after all n points.
 
     z (n,) standardised targets, x (n, p) standardised inputs or None, z_grid (G,), x_eval (m, p) or None.
     """
-    data = _initial(z)
+    terms, scores_seen = observe_sequence(rho, rho_x, z, x, order)
     m = 1 if x_eval is None else x_eval.shape[0]
     grid = tuple(jnp.broadcast_to(t, (m, z_grid.shape[0])) for t in _initial(z_grid))
+    points = None if x_eval is None else x_eval[:, None, :]
 
-    def step(carry, inputs):
-        (data, grid), (t, j) = carry, inputs
-        lower, upper, logp = data
-        b = scores(lower[j], upper[j])
-        x_j = None if x is None else x[j]
-        la, lr = covariate_weights(t + 1.0, x, x_j, rho_x)
-        term = logp[j]
-        data = update(lower, upper, logp, b, la, lr, rho)
-        la, lr = covariate_weights(t + 1.0, None if x_eval is None else x_eval[:, None, :], x_j, rho_x)
-        grid = update(*grid, b, la, lr, rho)
-        return (data, grid), term
+    def step(grid, inputs):
+        t, j, b = inputs
+        la, lr = covariate_weights(t + 1.0, points, None if x is None else x[j], rho_x)
+        return update(*grid, b, la, lr, rho), None
 
-    (_, grid), terms = jax.lax.scan(step, (data, grid), (jnp.arange(z.shape[0], dtype=float_dtype()), order))
+    grid, _ = jax.lax.scan(step, grid, (jnp.arange(z.shape[0], dtype=float_dtype()), order, scores_seen))
     return jnp.sum(terms), grid
 
 
 def prequential(rho, rho_x, z, x, orders):
     """Mean over orderings of the prequential log-likelihood per observation (standardised units)."""
-    def one(order):
-        data = _initial(z)
-
-        def step(data, inputs):
-            t, j = inputs
-            lower, upper, logp = data
-            b = scores(lower[j], upper[j])
-            la, lr = covariate_weights(t + 1.0, x, None if x is None else x[j], rho_x)
-            return update(lower, upper, logp, b, la, lr, rho), logp[j]
-
-        _, terms = jax.lax.scan(step, data, (jnp.arange(z.shape[0], dtype=float_dtype()), order))
-        return jnp.mean(terms)
-
-    return jnp.mean(jax.vmap(one)(orders))
+    return jnp.mean(jax.vmap(lambda order: jnp.mean(observe_sequence(rho, rho_x, z, x, order)[0]))(orders))
 
 
 @jax.jit
