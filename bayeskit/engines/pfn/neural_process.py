@@ -13,11 +13,9 @@ from scipy.special import logsumexp, ndtr
 
 from ...core.checks import check_int, check_probability
 from ...core.errors import ConfigError
-from ...core.posterior import Posterior, check_n
+from ...core.posterior import check_n
 from ...core.seeds import int_seed, numpy_rng
-from .posterior import check_inputs
-
-QUERY_CHUNK = 4096  # queries per forward pass: they do not see each other, so chunking changes nothing
+from .posterior import QUERY_CHUNK, AmortizedPosterior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,15 +151,13 @@ class TrainedNP:
                    saved["step"], saved["x_loc"], saved["x_scale"])
 
 
-class NPPosterior(Posterior):
+class NPPosterior(AmortizedPosterior):
     """p(y_new | x_new, D) from a trained neural process conditioned on the data D = (X, y).
 
     ``predict(X_new)`` gives a `MixturePredictive` over ``samples`` network samples (mean, variance,
     log_prob, cdf, quantile, interval, sample), seeded by ``seed``; ``sample(n)`` draws replicates of y
     at the training inputs; ``network`` is the `TrainedNP`, ``engine`` the `bk.NeuralProcess`.
     """
-
-    observed_sites = ("y",)
 
     def __init__(self, network, X, y, *, samples: int = 50, engine=None):
         self.network, self.X, self.y, self.samples, self.engine = network, X, y, samples, engine
@@ -174,16 +170,7 @@ class NPPosterior(Posterior):
         ``n`` is unused (draw with ``.sample(n, seed)`` on the result)."""
         if options:
             raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for NPPosterior.predict")
-        X_new = self.X if new_data is None else new_data["X"] if isinstance(new_data, dict) else new_data
-        X_new = check_inputs(X_new, self.network.x_dim, "X_new")
-        return self.network.predict(self.X, self.y, X_new, self.samples, seed)
-
-    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
-        return {"y": self.predict(seed=seed).sample(check_n(n), seed)}
-
-    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
-        return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},
-                "observed_data": {"y": self.y}, "constant_data": {"X": self.X}}
+        return self.network.predict(self.X, self.y, self.inputs(new_data), self.samples, seed)
 
     def attrs(self):
         out = super().attrs()

@@ -66,7 +66,26 @@ class BarPredictive:
         return self.bar.sample(self.logits, (check_n(n),), generator=generator).numpy()
 
 
-class PFNPosterior(Posterior):
+class AmortizedPosterior(Posterior):
+    """What the posteriors of amortised engines share: the fit's data (``X``, ``y``), a ``network``
+    whose ``x_dim`` inputs must match, and replicates of y drawn from `predict` (which subclasses give)."""
+
+    observed_sites = ("y",)
+
+    def inputs(self, new_data) -> np.ndarray:
+        """New inputs from ``{"X": X_new}`` or an array (default: the training X), checked."""
+        X_new = self.X if new_data is None else new_data["X"] if isinstance(new_data, dict) else new_data
+        return check_inputs(X_new, self.network.x_dim, "X_new")
+
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        return {"y": self.predict(seed=seed).sample(check_n(n), seed)}
+
+    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
+        return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},
+                "observed_data": {"y": self.y}, "constant_data": {"X": self.X}}
+
+
+class PFNPosterior(AmortizedPosterior):
     """p(y_new | x_new, D) from a trained PFN conditioned on the data D = (X, y).
 
     ``predict(X_new)`` gives the predictive distribution (`BarPredictive`: mean, variance, log_prob,
@@ -74,8 +93,6 @@ class PFNPosterior(Posterior):
     (the posterior predictive check's y_rep, point by point); ``network`` is the `TrainedPFN`,
     ``engine`` the `bk.PFN` that made it.
     """
-
-    observed_sites = ("y",)
 
     def __init__(self, network, X, y, *, engine=None):
         self.network, self.X, self.y, self.engine = network, X, y, engine
@@ -93,18 +110,10 @@ class PFNPosterior(Posterior):
         if options:
             raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for PFNPosterior.predict")
 
-        X_new = self.X if new_data is None else new_data["X"] if isinstance(new_data, dict) else new_data
-        X_new = check_inputs(X_new, self.network.x_dim, "X_new")
+        X_new = self.inputs(new_data)
         chunks = [self.network.logits(self.X[None], self.y[None], X_new[None, i:i + QUERY_CHUNK])[0]
                   for i in range(0, X_new.shape[0], QUERY_CHUNK)]
         return BarPredictive(torch.cat(chunks), self.network.bar)
-
-    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
-        return {"y": self.predict().sample(check_n(n), seed)}
-
-    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
-        return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},
-                "observed_data": {"y": self.y}, "constant_data": {"X": self.X}}
 
     def attrs(self):
         out = super().attrs()
