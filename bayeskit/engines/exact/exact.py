@@ -70,8 +70,15 @@ class Exact(Engine):
         return None
 
     def fit(self, model: ScaleMixtureProcess, data, key) -> ProcessPosterior:
-        X, y = check_data(data)
+        # A model may read its own data (e.g. class labels as one-hot targets) and make its own
+        # posterior (a classifier's); by default both are a regression process's.
+        X, y = model.check_data(data) if hasattr(model, "check_data") else check_data(data)
+        own_posterior = getattr(model, "exact_posterior", None)
         settings = self.matrix_free(y.shape[0])
+        if own_posterior is not None and settings is not None:
+            if isinstance(self.solver, MatrixFree) or self.solver == "cg":
+                raise ConfigError(f"{type(model).__name__} is fitted by Cholesky only: use solver='cholesky' or 'auto'")
+            settings = None
         if settings is not None:
             from .matrix_free import fit_matrix_free
 
@@ -81,10 +88,14 @@ class Exact(Engine):
         if self.optimize:
             process, history = self._type2_ml(process, X, y)
             process = with_working_jitter(process, X)
+        if own_posterior is not None:
+            return process.exact_posterior(X, y, history, engine=self)
         return ProcessPosterior(process, X, y, history, engine=self)
 
     def _type2_ml(self, process, X, y):
         treedef, values, free = self.free_leaves(process, y.dtype)
+        if not free:  # nothing to learn (every hyperparameter fixed, zero or structural)
+            return process, ()
         key = program_key("Exact.type2_ml", treedef, static=tuple(free), arrays={"X": X, "y": y}, engine=self)
         build, step, init = cached(key, lambda: _optimiser(treedef, tuple(free), float(self.learning_rate)))
         theta = [jnp.log(values[i]) for i in free]
