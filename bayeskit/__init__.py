@@ -40,10 +40,14 @@ _EXPORTS = {
     "PFN": "bayeskit.engines.pfn",
     "NeuralProcess": "bayeskit.engines.pfn",
     "MartingalePosterior": "bayeskit.engines.martingale",
+    "KernelClassifier": "bayeskit.models.classifiers",
+    "Optimize": "bayeskit.engines.optimize",
+    "DeepKernelMachine": "bayeskit.models.dkm",
+    "SparseDeepKernelMachine": "bayeskit.models.dkm",
 }
 # short namespaces: bk.vi.iwelbo, bk.pfn.train
 _MODULES = {"vi": "bayeskit.engines.vi", "smc": "bayeskit.engines.smc", "pfn": "bayeskit.engines.pfn",
-            "martingale": "bayeskit.engines.martingale"}
+            "martingale": "bayeskit.engines.martingale", "classifiers": "bayeskit.models.classifiers"}
 _SUBMODULES = ("core", "engines", "diagnostics", "datasets", "models")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES, *_MODULES]

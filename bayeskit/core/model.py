@@ -109,6 +109,29 @@ class PredictiveRule(Protocol):
     def distribution(self, state): ...
 
 
+@runtime_checkable
+class Objective(Protocol):
+    """A model fitted by maximising an objective over its parameters: a point estimate, such as the
+    Bayesian representation-learning limit of a deep Gaussian process (a deep kernel machine).
+
+    ``check_data(data)`` returns the data as a dict of arrays that share a leading axis of n points;
+    ``init(data, key)`` the starting parameters (a pytree); ``objective(params, batch, n, key)`` the
+    objective of the whole data set (n points) estimated from ``batch``, a dict of arrays with the same
+    keys (all n points, or a minibatch), to be maximised (``key``: for Monte Carlo estimates; exact
+    objectives ignore it); ``predict(params, data, new_data, **options)`` the predictive at new inputs.
+    Optional: ``sample(params, data, key, n)`` (joint draws of what the model can draw) and
+    ``describe(params, data)`` (JSON-friendly facts about a fit, e.g. fitted hyperparameters and jitter).
+    """
+
+    def check_data(self, data) -> dict: ...
+
+    def init(self, data: dict, key): ...
+
+    def objective(self, params, batch: dict, n: int, key): ...
+
+    def predict(self, params, data: dict, new_data, **options): ...
+
+
 def capability_name(capability) -> str:
     """A readable name of a capability (a protocol or a tuple of them)."""
     if isinstance(capability, tuple):

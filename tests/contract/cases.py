@@ -55,6 +55,10 @@ def _classifier_data():
     return {"X": x[:, None], "y": (x > 0).astype(int)}
 
 
+def _deep_kernel_machine():
+    return bk.DeepKernelMachine(layers=1, nu=1.0, bias_var=0.1)
+
+
 def _linear_gaussian():
     from bayeskit.models.state_space import LinearGaussian
 
@@ -111,6 +115,18 @@ def first_state(x, x_next, t):
     return x[..., 0]
 
 
+def _kernel_classifier():
+    from bayeskit.models.classifiers import Erf, KernelClassifier, WideDeep
+
+    return KernelClassifier(WideDeep(Erf(), depth=20), ridge=0.1)
+
+
+def _two_class_data():
+    rng = np.random.default_rng(2)
+    X = rng.dirichlet([1.0, 2.0], 24)
+    return {"X": X, "y": (X[:, 0] > 0.3).astype(int)}
+
+
 FAST_MCMC = {"chains": 2, "warmup": 150, "draws": 150, "progress": False}
 
 CASES = [
@@ -124,6 +140,10 @@ CASES = [
          random_fit=False),
     Case("sparse", _classifier, _classifier_data, lambda: bk.SparseVariational(steps=20, progress=False),
          {"X": np.zeros((4, 1))}),
+    Case("optimize", _deep_kernel_machine, _process_data, lambda: bk.Optimize(steps=20, progress=False),
+         {"X": np.zeros((4, 1))}, random_fit=False),
+    Case("kernel_classifier", _kernel_classifier, _two_class_data, lambda: bk.Exact(steps=20, progress=False),
+         {"X": np.full((4, 2), 0.5)}, random_fit=False),
     Case("particle_filter", _linear_gaussian, _state_space_data,
          lambda: bk.ParticleFilter(n_particles=64, progress=False)),
     Case("paris", _linear_gaussian, _state_space_data,

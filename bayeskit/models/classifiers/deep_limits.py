@@ -77,11 +77,14 @@ def koenigs_steps(activation) -> int:
 def koenigs_log(delta, activation):
     """(sign, log|σ(1 − δ)|) of the Koenigs function σ = lim ř^n/ř′(0)^n: the infinitely deep kernel of a
     singular-regime dual, normalised so σ′(0) = 1."""
-    from .wide_deep import _recursion
+    from .wide_deep import TABLE_ABOVE, _recursion, _table, interpolate_table
 
     act = as_dual(activation)
     n = koenigs_steps(act)
-    sign, log_s = _recursion(delta, act, n, "nngp")
+    if n * math.prod(delta.shape) > TABLE_ABOVE:  # large problems: the same tables as `WideDeep`
+        sign, log_s = interpolate_table(delta, _table(act, n, "nngp", 8192))
+    else:
+        sign, log_s = _recursion(delta, act, n, "nngp")
     return sign, log_s - n * math.log(act.slope_at_zero)
 
 
