@@ -106,6 +106,12 @@ def classification_methods(args, num_classes: int):
                               scale_prior=Fixed(1.0), num_inducing=M),
             {"X": X, "y": y}, engine=bk.SparseVariational(steps=steps, learning_rate=0.05, batch_size=batch,
                                                           progress=False)),
+        # the NNGP of the DKM's network (its ν → ∞ limit) as a sparse variational GP classifier
+        "SVGP (NNGP)": lambda X, y: bk.fit(
+            ProcessClassifier(NNGP(weight_var=2.0, bias_var=0.1, hidden_layers=LAYERS + 1), num_classes=num_classes,
+                              scale_prior=Fixed(1.0), num_inducing=M),
+            {"X": X, "y": y}, engine=bk.SparseVariational(steps=steps, learning_rate=0.05, batch_size=batch,
+                                                          progress=False)),
     }
 
 
@@ -134,6 +140,8 @@ def run(args) -> dict:
             continue
         X, y = load(task)
         methods = regression_methods(args) if regression else classification_methods(args, int(y.max()) + 1)
+        if args.methods:
+            methods = {k: v for k, v in methods.items() if k in args.methods}
         rows = {name: [] for name in methods}
         for s in range(args.splits):
             Xtr, ytr, Xte, yte = split(X, y, n_train, n_test, seed=s, regression=regression)
@@ -175,17 +183,20 @@ def main():
     parser.add_argument("--nu", type=float, default=100.0, help="ν of the full DKM's layers (default 100)")
     parser.add_argument("--nu-sparse", type=float, default=10.0, help="ν of the sparse DKM's layers (default 10)")
     parser.add_argument("--tasks", nargs="*", choices=list(TASKS), help="a subset of the datasets")
+    parser.add_argument("--methods", nargs="*", help="a subset of the methods, by name (e.g. 'SVGP (NNGP)')")
+    parser.add_argument("--out", default=None, help=f"results file (default {RESULTS})")
     args = parser.parse_args()
     if args.splits is None:
         args.splits = 3 if args.quick else 10
     start = time.perf_counter()
     results = run(args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    out = RESULTS if args.out is None else type(RESULTS)(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"splits": args.splits, "quick": args.quick, "nu": args.nu, "nu_sparse": args.nu_sparse,
             "machine": f"{platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
                        f"device(s)", "total_s": time.perf_counter() - start}
-    RESULTS.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    print(f"\n{args.splits} splits, total {meta['total_s']:.0f} s; results in {RESULTS}\n")
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\n{args.splits} splits, total {meta['total_s']:.0f} s; results in {out}\n")
     print(table(results))
 
 

@@ -115,6 +115,7 @@ def test_infinite_nu_is_the_nngp_gp(nngp_gp):
     np.testing.assert_allclose(post.objective, nngp_gp.log_marginal_likelihood, rtol=1e-9)
 
 
+@pytest.mark.slow  # 17 s (L-BFGS at three ν); the ν = ∞ identity above keeps the NNGP limit in the default tier
 def test_large_nu_approaches_the_nngp_like_one_over_nu(nngp_gp):
     # the optimum moves G_ℓ away from K(G_{ℓ−1}) by O(1/ν) (the KL's curvature is ν), so the predictive's
     # distance to the NNGP shrinks tenfold per tenfold ν: ratios within [5, 20] allow second-order terms
@@ -161,9 +162,12 @@ def test_sparse_with_inducing_points_at_the_data_equals_the_full_machine():
 @pytest.mark.parametrize("model", [
     bk.DeepKernelMachine(layers=2, nu=2.0, bias_var=0.1),
     bk.DeepKernelMachine(layers=2, nu=(1.0, float("inf")), kernel="se", whiten=False),
-    # slow tier: its pieces are the full machine's (gradients above) and the categorical case's (below)
+    # slow tier: its pieces are the full machine's (gradients above); the sparse = full check runs its objective
     pytest.param(bk.SparseDeepKernelMachine(layers=1, nu=1.0, bias_var=0.1, num_inducing=6), marks=pytest.mark.slow),
-    bk.SparseDeepKernelMachine(layers=1, nu=1.0, likelihood="categorical", num_classes=3, num_inducing=5),
+    # slow tier (16 s, a compile of the Monte Carlo softmax objective); a categorical fit runs in CI through
+    # examples/deep_kernel_machine.py
+    pytest.param(bk.SparseDeepKernelMachine(layers=1, nu=1.0, likelihood="categorical", num_classes=3,
+                                            num_inducing=5), marks=pytest.mark.slow),
 ], ids=["full-relu", "full-se-direct", "sparse-gaussian", "sparse-categorical"])
 def test_gradient_matches_central_differences(model):
     # central differences in float64 with h = 1e-5: truncation O(h²) ~ 1e-10, rounding ~1e-16/h ~ 1e-11

@@ -159,7 +159,7 @@ def test_designer_refuses_unreachable_alphas():
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: type(a).__name__)
-@pytest.mark.parametrize("depth", [10, 300])
+@pytest.mark.parametrize("depth", [10, pytest.param(300, marks=pytest.mark.slow)])
 def test_table_matches_exact_recursion(act, depth):
     # linear interpolation error h²/8·max|f''| on the default grids: measured ≤ 6e-6 relative over
     # these activations and depths; 2e-5 leaves room for other points

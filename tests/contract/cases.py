@@ -142,7 +142,7 @@ CASES = [
          {"X": np.zeros((4, 1))}),
     Case("optimize", _deep_kernel_machine, _process_data, lambda: bk.Optimize(steps=20, progress=False),
          {"X": np.zeros((4, 1))}, random_fit=False),
-    Case("kernel_classifier", _kernel_classifier, _two_class_data, lambda: bk.Exact(steps=20, progress=False),
+    Case("kernel_classifier", _kernel_classifier, _two_class_data, lambda: bk.Exact(optimize=False, progress=False),
          {"X": np.full((4, 2), 0.5)}, random_fit=False),
     Case("particle_filter", _linear_gaussian, _state_space_data,
          lambda: bk.ParticleFilter(n_particles=64, progress=False)),
