@@ -12,6 +12,7 @@ from ...core.errors import ConfigError
 from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
+from ...models.processes.linalg import psd_root
 from ...models.processes.predictive import ProcessPredictive
 from ...models.processes.process import hyperparameter_names
 from ...models.processes.quadrature import inverse_gamma_posterior, log_marginal, sigma2_nodes
@@ -117,9 +118,7 @@ class ProcessPosterior(Posterior):
         cov = k(X_new) - w @ w.T
         m = cov.shape[0]
         cov = cov + (self.process.noise if noisy else 0.0) * jnp.eye(m, dtype=cov.dtype)
-        # eigen-factor: the conditional covariance is only positive semi-definite
-        vals, vecs = jnp.linalg.eigh((cov + cov.T) / 2)
-        root = vecs * jnp.sqrt(jnp.clip(vals, 0.0))
+        root = psd_root(cov)
         key_s, key_z = jax.random.split(as_key(seed))
         s2 = self._sample_s2(key_s, n)
         z = jax.random.normal(key_z, (n, m), dtype=cov.dtype)

@@ -25,6 +25,14 @@ from ...core.module import Module, field
 SERIES_BELOW = 1e-4  # |ρ| below which ratios use their Taylor series (error ~ρ⁴ < 1e-16)
 
 
+def signed_logaddexp(m1, s1, m2, s2):
+    """log|s1 e^m1 + s2 e^m2| and its sign (−inf, 0 for an exact zero)."""
+    top = jnp.maximum(m1, m2)
+    safe = jnp.where(jnp.isfinite(top), top, 0.0)
+    total = s1 * jnp.exp(m1 - safe) + s2 * jnp.exp(m2 - safe)
+    return jnp.where(total != 0, safe + jnp.log(jnp.abs(total)), -jnp.inf), jnp.sign(total)
+
+
 class DualActivation(Module, pytree=False):
     """A normalised dual activation ř: [−1, 1] → [−1, 1], ř(1) = 1, with non-negative Taylor coefficients.
 
@@ -208,11 +216,7 @@ class Polynomial(DualActivation):
                  if c and k]
         log_r, sign_r = terms[0]
         for log_t, sign_t in terms[1:]:
-            top = jnp.maximum(log_r, log_t)
-            safe = jnp.where(jnp.isfinite(top), top, 0.0)
-            total = sign_r * jnp.exp(log_r - safe) + sign_t * jnp.exp(log_t - safe)
-            log_r = jnp.where(total != 0, safe + jnp.log(jnp.abs(total)), -jnp.inf)
-            sign_r = jnp.sign(total)
+            log_r, sign_r = signed_logaddexp(log_r, sign_r, log_t, sign_t)
         return log_r + 0.0 * log_abs, sign_r + 0.0 * log_abs
 
 

@@ -29,7 +29,8 @@ from ...core.module import Module, field
 from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
 from ..kernels.base import Kernel, as_inputs, check_kernel
-from ..processes.process import check_xy
+from ..processes.classification import check_labels
+from ..processes.linalg import psd_root
 
 QUERY_CHUNK = 2048  # test points per block of k(x, X): memory n × QUERY_CHUNK
 
@@ -97,17 +98,11 @@ class KernelClassifier(Module):
     # -- data -----------------------------------------------------------------------------------------
     def check_data(self, data):
         """(X, one-hot targets Y (n, C)) from ``{"X": ..., "y": labels}``."""
-        X, y = check_xy(data, "KernelClassifier", "class labels")
-        if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y))
-                                              and np.all(y == np.round(y))):
-            raise DataError(f"`y` must hold integer class labels 0 … C − 1, got dtype {y.dtype}")
-        y = y.astype(np.int64)
-        classes = (self.num_classes or int(y.max()) + 1) if y.size else 2
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            raise DataError(f"`y` labels must be in [0, {classes}) (num_classes={classes}), got values from "
-                            f"{y.min()} to {y.max()}")
+        X, y = check_labels(data, self.num_classes)
+        y = np.asarray(y)
         if np.unique(y).size < 2:
             raise DataError("`y` must contain at least two classes")
+        classes = self.num_classes or int(y.max()) + 1
         return X, jnp.asarray(np.eye(classes)[y], dtype=X.dtype)
 
     # -- MarginalLikelihood ---------------------------------------------------------------------------
@@ -201,9 +196,7 @@ class KernelClassifierPosterior(Posterior):
         A = self.model.gram(self.X)
         K = A - (self.model.ridge + self.model.jitter) * jnp.eye(A.shape[0], dtype=A.dtype)
         W = jax.scipy.linalg.solve_triangular(self._L, K, lower=True)
-        cov = K - W.T @ W
-        vals, vecs = jnp.linalg.eigh((cov + cov.T) / 2)
-        root = vecs * jnp.sqrt(jnp.clip(vals, 0.0))
+        root = psd_root(K - W.T @ W)
         z = jax.random.normal(as_key(seed), (n, A.shape[0], self.Y.shape[1]), dtype=A.dtype)
         mean = K @ self._alpha
         return {"f": np.asarray(mean[None] + jnp.einsum("ij,sjc->sic", root, z))}

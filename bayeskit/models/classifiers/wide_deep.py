@@ -31,18 +31,10 @@ from ...core.errors import ConfigError
 from ...core.module import field
 from ..kernels.base import Kernel
 from .deep_limits import depth_limit
-from .dual_activations import DualActivation, as_dual
+from .dual_activations import DualActivation, as_dual, signed_logaddexp
 
 TABLE_ABOVE = 2e7  # depth × pairs above which method="auto" interpolates a table (~2 s of exact recursion)
 TABLE_MIN_DELTA = 1e-17  # 1 − ⟨x, z⟩ in float64 is 0 or above ~1.1e-16
-
-
-def _signed_logaddexp(m1, s1, m2, s2):
-    """log|s1 e^m1 + s2 e^m2| and its sign (−inf, 0 for an exact zero)."""
-    top = jnp.maximum(m1, m2)
-    safe = jnp.where(jnp.isfinite(top), top, 0.0)
-    total = s1 * jnp.exp(m1 - safe) + s2 * jnp.exp(m2 - safe)
-    return jnp.where(total != 0, safe + jnp.log(jnp.abs(total)), -jnp.inf), jnp.sign(total)
 
 
 def deep_recursion(delta, activation: DualActivation, depth: int, kind: str = "ntk"):
@@ -75,7 +67,7 @@ def deep_recursion(delta, activation: DualActivation, depth: int, kind: str = "n
         slope = jnp.where(near_one, act.derivative_near_one(jnp.minimum(d, 0.5)),
                           act.derivative(jnp.where(near_one, 0.0, sigma)))
         # ř′ ≥ 0 on [0, 1] but may be negative for ρ < 0 (e.g. 0.3 + 1.2ρ): carry its sign
-        log_k_new, sign_k_new = _signed_logaddexp(log_s_new, sign_s_new, log_k + jnp.log(jnp.abs(slope)),
+        log_k_new, sign_k_new = signed_logaddexp(log_s_new, sign_s_new, log_k + jnp.log(jnp.abs(slope)),
                                                   sign_k * jnp.sign(slope))
         log_c_new = jnp.logaddexp(0.0, log_c + log_d1)
         return d_new, log_s_new, sign_s_new, log_k_new, sign_k_new, log_c_new

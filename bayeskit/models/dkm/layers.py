@@ -33,12 +33,6 @@ def jittered_cholesky(K, jitter: float):
     return jnp.linalg.cholesky(K + eps * jnp.eye(K.shape[0], dtype=K.dtype)), eps
 
 
-def gram_from_factor(V):
-    """G = V Vᵀ / P from the (P, P) parameter V (its upper triangle is ignored)."""
-    V = jnp.tril(V)
-    return V @ V.T / V.shape[0]
-
-
 def kl_from_factor(V, L):
     """KL(N(0, V Vᵀ/P) ‖ N(0, L Lᵀ)) for lower-triangular V and L (P × P)."""
     V = jnp.tril(V)

@@ -60,11 +60,14 @@ class ProcessClassifier(Module):
         return isinstance(self.scale_prior, InverseGamma)
 
 
-def check_labels(data, num_classes: int):
-    """(X, labels) from ``data={"X": ..., "y": ...}`` with named errors."""
+def check_labels(data, num_classes: int | None):
+    """(X, labels) from ``data={"X": ..., "y": ...}`` with named errors; ``num_classes=None`` takes the
+    largest label + 1."""
     X, y = check_xy(data, "classifier", "class labels")
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
         raise DataError(f"`y` must hold integer class labels, got dtype {y.dtype}")
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 2
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"`y` labels must be in [0, {num_classes}) for num_classes={num_classes}, "
                         f"got values from {y.min()} to {y.max()}")

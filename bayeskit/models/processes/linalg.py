@@ -34,3 +34,10 @@ def _backward(residuals, cotangents):
 
 
 quad_logdet.defvjp(_forward, _backward)
+
+
+def psd_root(cov):
+    """R with R Rᵀ = cov for a symmetric positive semi-definite matrix (a conditional covariance, which
+    rounding can leave slightly indefinite): the eigen-factor with negative eigenvalues clipped to 0."""
+    vals, vecs = jnp.linalg.eigh((cov + cov.T) / 2)
+    return vecs * jnp.sqrt(jnp.clip(vals, 0.0))
