@@ -121,12 +121,17 @@ class KernelClassifier(Module):
     def log_marginal_likelihood(self, X, Y):
         """Σ_c log N(Y_c | 0, A): the evidence of C independent GPs on the one-hot columns."""
         _, _, q, logdet = self.factor(X, Y)
-        n, c = Y.shape
-        return -0.5 * (q + c * logdet + n * c * math.log(2 * math.pi))
+        return _columns_log_ml(q, logdet, Y.shape)
 
     def exact_posterior(self, X, Y, history=(), *, engine=None):
         """The fitted classifier (what `bk.Exact` returns for this model)."""
         return KernelClassifierPosterior(self, X, Y, history, engine=engine)
+
+
+def _columns_log_ml(q, logdet, shape):
+    """Σ_c log N(Y_c | 0, A) from q = tr(YᵀA⁻¹Y) and log|A|, for Y of `shape` (n, C)."""
+    n, c = shape
+    return -0.5 * (q + c * logdet + n * c * math.log(2 * math.pi))
 
 
 class Classification:
@@ -163,8 +168,8 @@ class KernelClassifierPosterior(Posterior):
         self.model, self.X, self.Y = model, X, Y
         self.history = tuple(history)
         self.engine = engine
-        self._L, self._alpha, _, _ = model.factor(X, Y)
-        self.log_marginal_likelihood = float(model.log_marginal_likelihood(X, Y))
+        self._L, self._alpha, q, logdet = model.factor(X, Y)  # one Gram and one factorisation serve both
+        self.log_marginal_likelihood = float(_columns_log_ml(q, logdet, Y.shape))
 
     def __repr__(self):
         return (f"KernelClassifierPosterior({type(self.model.kernel).__name__} kernel, n={self.X.shape[0]}, "
