@@ -52,7 +52,7 @@ def test_constrained_draws_and_dense_mass():
         numpyro.sample("z", dist.MultivariateNormal(np.zeros(2), cov))
         numpyro.sample("s", dist.LogNormal(0.0, 0.5))
 
-    post = bk.fit(model, engine=bk.NUTS(chains=4, warmup=500, draws=1000, dense_mass=True, progress=False), seed=1)
+    post = bk.fit(model, engine=bk.NUTS(chains=4, warmup=500, draws=1000, metric="dense", progress=False), seed=1)
     z = post.draws["z"].reshape(-1, 2)
     assert (post.draws["s"] > 0).all()
     # 4000 draws with ESS > 1000: covariance entries within ~0.15 of truth (sampling sd of an entry < 0.04 x scale)

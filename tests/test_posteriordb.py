@@ -46,7 +46,7 @@ def test_matches_reference(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", posteriordb.NAMES)
 def test_matches_reference_dense_long(name):
-    check_against_reference(name, bk.NUTS(chains=4, warmup=1000, draws=4000, dense_mass=True, progress=False))
+    check_against_reference(name, bk.NUTS(chains=4, warmup=1000, draws=4000, metric="dense", progress=False))
 
 
 def check_against_reference(name, engine):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import registry
+from .compilation_cache import ensure_compilation_cache
 from .engine import Engine
 from .errors import ConfigError
 from .model import as_model
@@ -38,6 +39,7 @@ def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0):
     if not isinstance(engine, Engine):
         raise ConfigError(f"`engine` must be a bayeskit engine such as bk.NUTS(), got {type(engine).__name__}")
     engine.check_accepts(m)
+    ensure_compilation_cache()  # a model compiled in an earlier process is read back, not compiled
     posterior = engine.fit(m, data, as_key(seed))
     registry.run_hooks("after_fit", posterior, stacklevel=4)  # diagnostics: convergence warnings with numbers
     return posterior

@@ -1,13 +1,29 @@
-"""Stan's windowed adaptation of step size and mass matrix, as pure per-step functions.
+"""Warmup: the step size by dual averaging and the metric from windows of draws, per chain.
 
-Built from BlackJAX's dual averaging and Welford covariance primitives. Unlike
-``blackjax.window_adaptation`` it exposes one ``update`` per step, so warmup and
-sampling share one loop body (the NUTS kernel is traced and compiled once) and the
-loop can be cut into chunks for progress reporting and interruption.
+Two metrics, one machinery. The warmup is cut into windows; during a window each chain adds
+its draws (and gradients) to running moments; at a window's end ("switch") the metric is
+re-estimated, the step size is re-found for the new metric and dual averaging restarts from it
+(Stan's procedure at each of its window ends). A last window keeps the metric fixed and adapts
+only the step size; sampling then uses that window's averaged step size.
 
-Schedule (Stan): a fast window (step size only), slow windows doubling in length
-(step size + covariance; the mass matrix is replaced at the end of each), a final
-fast window. After warmup the step size is fixed at the dual-averaging average.
+* ``metric="diag"`` (the default) — nutpie's gradient-based diagonal (Seyboldt et al.):
+  ``M^-1 = sqrt(Var[x] / Var[grad log p])``, the diagonal minimising the Fisher divergence
+  between the draws and a Gaussian with that covariance. It is exact for any Gaussian with
+  diagonal covariance from a few dozen draws, so it switches early and often: every
+  ``EARLY_SWITCH`` draws over the first ``EARLY_FRACTION`` of warmup, then every ``LATE_SWITCH``,
+  each estimate from the last two windows (so at least one full window). The first metric is
+  ``1 / |grad|`` at the starting point, already scale-aware.
+* ``metric="dense"`` and ``metric="diag_welford"`` — Stan's: the (regularised) sample covariance
+  or variance of the draws of doubling slow windows after a 75-draw initial buffer, with a
+  50-draw terminal buffer.
+
+Why the step size is re-found and dual averaging restarts at each switch, and why the kept step
+size is that of a long last window (issue 16: Stan's and BlackJAX's warmup realise a mean
+acceptance of 0.93–0.95 for a 0.8 target): the acceptance rate is concave in log step size
+near the target, so averaging log step sizes that fluctuate around the target's level lands
+on a smaller step than the target's (Jensen). The fluctuations shrink like 1/sqrt(t) after a
+restart; a last window of ``FINAL_FRACTION`` of warmup (150 draws of 1000, Stan's is 50)
+lets them settle before the average that is kept.
 """
 
 from __future__ import annotations
@@ -17,82 +33,244 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.step_size import dual_averaging_adaptation
 
-FAST, SLOW, SAMPLING = 0, 1, 2
+EARLY_FRACTION = 0.3  # gradient-based metric: fraction of warmup with frequent switches
+EARLY_SWITCH = 10  # ... every this many draws
+LATE_SWITCH = 80  # then every this many
+FINAL_FRACTION = 0.15  # last part of warmup: metric fixed, step size only
+MEASURE_FRACTION = 0.05  # its end: step size frozen, acceptance measured, then corrected once
+MAX_CORRECTION = 2.0  # the correction moves the step size by at most this factor either way
+
+# dual averaging (Hoffman & Gelman 2014; Stan's constants)
+DA_T0, DA_GAMMA, DA_KAPPA = 10.0, 0.05, 0.75
+
+CLIP = 1e-10  # bounds of the gradient-based diagonal's entries, relative: [CLIP, 1 / CLIP]
 
 
-def stan_schedule(
-    warmup: int, draws: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-step (stage, window_end) for `warmup` adaptation steps followed by `draws` sampling steps.
+# --------------------------------------------------------------------------- schedules
 
-    ``window_end`` marks the last step of each slow window, and the last warmup step
-    (where the final step size is set).
-    """
-    stage = np.full(warmup + draws, SAMPLING, dtype=np.int32)
-    end = np.zeros(warmup + draws, dtype=bool)
+
+class Schedule(NamedTuple):
+    """Per transition (warmup and sampling): adapting at all, metric moments collected, metric switch
+    after it, step size frozen at its dual-averaging average after it, acceptance measured at that
+    frozen step size, and the last warmup transition (the step size corrected to the target)."""
+
+    adapting: np.ndarray
+    collect: np.ndarray
+    switch: np.ndarray
+    freeze: np.ndarray
+    measure: np.ndarray
+    final: np.ndarray
+
+
+def schedule(metric: str, warmup: int, draws: int) -> Schedule:
+    total = warmup + draws
+    adapting = np.arange(total) < warmup
+    collect, switch, freeze, measure, final = (np.zeros(total, bool) for _ in range(5))
     if warmup == 0:
-        return stage, end
-    stage[:warmup] = FAST
-    end[warmup - 1] = True
-    if warmup < 20:  # too short to estimate a covariance: adapt the step size only (as Stan)
-        return stage, end
-    if init_buffer + base_window + term_buffer > warmup:
-        init_buffer, term_buffer = int(0.15 * warmup), int(0.1 * warmup)
-        base_window = warmup - init_buffer - term_buffer
-    slow_end = warmup - term_buffer
-    start, size = init_buffer, base_window
+        return Schedule(adapting, collect, switch, freeze, measure, final)
+    final[warmup - 1] = True
+    span = int(MEASURE_FRACTION * warmup)
+    if warmup >= 20 and span >= 10:
+        freeze[warmup - span - 1] = True
+        measure[warmup - span:warmup] = True
+    else:  # too short to measure: keep the dual-averaging average (Stan)
+        freeze[warmup - 1] = True
+    ends = _gradient_windows(warmup) if metric == "diag" else _stan_windows(warmup)
+    if ends:
+        collect[: ends[-1] + 1] = metric == "diag"
+        if metric != "diag":  # Stan collects from the end of its initial buffer
+            collect[_stan_init_buffer(warmup): ends[-1] + 1] = True
+        switch[ends] = True
+    return Schedule(adapting, collect, switch, freeze, measure, final)
+
+
+def _gradient_windows(warmup: int) -> list[int]:
+    """Last transition of each metric window of the gradient-based schedule."""
+    if warmup < 20:
+        return []
+    slow_end = warmup - max(1, int(FINAL_FRACTION * warmup))
+    early_end = max(EARLY_SWITCH, int(EARLY_FRACTION * warmup))
+    ends = list(range(EARLY_SWITCH - 1, min(early_end, slow_end), EARLY_SWITCH))
+    ends += list(range((ends[-1] if ends else -1) + LATE_SWITCH, slow_end, LATE_SWITCH))
+    if not ends or ends[-1] != slow_end - 1:
+        ends.append(slow_end - 1)
+    return ends
+
+
+def _stan_init_buffer(warmup: int) -> int:
+    return 75 if warmup >= 150 else int(0.15 * warmup)
+
+
+def _stan_windows(warmup: int) -> list[int]:
+    """Stan: initial buffer 75, slow windows 25, 50, 100, ... (the last absorbs what is left), terminal 50."""
+    if warmup < 20:
+        return []
+    init, base, term = 75, 25, 50
+    if init + base + term > warmup:
+        init, term = int(0.15 * warmup), int(0.1 * warmup)
+        base = warmup - init - term
+    slow_end, start, size, ends = warmup - term, init, base, []
     while start < slow_end:
-        # the last slow window absorbs what is left when another doubling would not fit
-        if start + size + 2 * size > slow_end:
+        if start + 3 * size > slow_end:
             size = slow_end - start
-        stage[start : start + size] = SLOW
-        end[start + size - 1] = True
+        ends.append(start + size - 1)
         start, size = start + size, 2 * size
-    return stage, end
+    return ends
+
+
+# --------------------------------------------------------------------------- moments
+
+
+class Moments(NamedTuple):
+    """Welford running moments of the draws (and, for the gradient metric, of the gradients)."""
+
+    n: jax.Array
+    mean_x: jax.Array
+    m2_x: jax.Array  # (dim,) or (dim, dim)
+    mean_g: jax.Array
+    m2_g: jax.Array
+
+
+def _moments_init(dim, dense, dtype):
+    z = jnp.zeros(dim, dtype)
+    return Moments(jnp.zeros((), dtype), z, jnp.zeros((dim, dim) if dense else dim, dtype), z, z)
+
+
+def _moments_add(m: Moments, x, g, dense) -> Moments:
+    n = m.n + 1
+    dx = x - m.mean_x
+    mean_x = m.mean_x + dx / n
+    m2_x = m.m2_x + (jnp.outer(dx, x - mean_x) if dense else dx * (x - mean_x))
+    dg = g - m.mean_g
+    mean_g = m.mean_g + dg / n
+    return Moments(n, mean_x, m2_x, mean_g, m.m2_g + dg * (g - mean_g))
+
+
+def _merge(a: Moments, b: Moments) -> Moments:
+    """Moments of the union of two disjoint sets of draws (Chan et al.)."""
+    n = a.n + b.n
+    safe = jnp.maximum(n, 1)
+    dx, dg = b.mean_x - a.mean_x, b.mean_g - a.mean_g
+    w = a.n * b.n / safe
+    outer = jnp.outer(dx, dx) if a.m2_x.ndim == 2 else dx * dx
+    return Moments(
+        n, a.mean_x + dx * b.n / safe, a.m2_x + b.m2_x + w * outer,
+        a.mean_g + dg * b.n / safe, a.m2_g + b.m2_g + w * dg * dg,
+    )
+
+
+def _estimate(metric, m: Moments, current):
+    """A new inverse mass matrix from moments (the current one if there are too few draws)."""
+    n = m.n
+    if metric == "diag":
+        var_x, var_g = m.m2_x / jnp.maximum(n - 1, 1), m.m2_g / jnp.maximum(n - 1, 1)
+        new = jnp.sqrt(var_x / var_g)
+        new = jnp.clip(jnp.where(jnp.isfinite(new) & (new > 0), new, current), CLIP, 1 / CLIP)
+    else:  # Stan's regularised sample (co)variance
+        cov = m.m2_x / jnp.maximum(n - 1, 1)
+        shrink = 1e-3 * (5.0 / (n + 5.0))
+        scaled = (n / (n + 5.0)) * cov
+        new = scaled + shrink * (jnp.eye(cov.shape[0], dtype=cov.dtype) if cov.ndim == 2 else 1.0)
+    return jnp.where(n >= 3, new, current)
+
+
+# --------------------------------------------------------------------------- the adaptation state
+
+
+class DualAveraging(NamedTuple):
+    log_step: jax.Array
+    log_step_avg: jax.Array
+    t: jax.Array
+    error_avg: jax.Array
+    mu: jax.Array
+
+
+def _da_start(step_size) -> DualAveraging:
+    log = jnp.log(step_size)
+    z = jnp.zeros_like(log)
+    return DualAveraging(log, z, z, z, jnp.log(10.0) + log)
+
+
+def _da_update(da: DualAveraging, acceptance, target) -> DualAveraging:
+    t = da.t + 1
+    error_avg = (1 - 1 / (t + DA_T0)) * da.error_avg + (target - acceptance) / (t + DA_T0)
+    log_step = da.mu - jnp.sqrt(t) / DA_GAMMA * error_avg
+    weight = t**-DA_KAPPA
+    log_step_avg = weight * log_step + (1 - weight) * da.log_step_avg
+    return DualAveraging(log_step, log_step_avg, t, error_avg, da.mu)
 
 
 class AdaptationState(NamedTuple):
-    dual_averaging: tuple
-    mass_matrix: tuple
-    step_size: jax.Array  # step size the kernel uses at the next step
+    step_size: jax.Array  # used by the next transition
     inverse_mass_matrix: jax.Array
+    da: DualAveraging
+    window: Moments  # draws of the current window
+    previous: Moments  # draws of the previous window (the gradient metric estimates from both)
+    accept_sum: jax.Array  # acceptance statistics measured at the frozen step size
+    accept_n: jax.Array
 
 
-def window_adaptation(dense_mass: bool, target_accept: float):
-    """Return ``(init, update)`` for one chain."""
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=not dense_mass)
-    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
-
-    def init(dim: int, step_size) -> AdaptationState:
-        mm = mm_init(dim)
-        return AdaptationState(da_init(step_size), mm, jnp.asarray(step_size), mm.inverse_mass_matrix)
-
-    def update(state: AdaptationState, stage, window_end, position, acceptance_rate) -> AdaptationState:
-        warming = stage != SAMPLING
-        da = da_update(state.dual_averaging, acceptance_rate)
-        mm = _select(stage == SLOW, mm_update(state.mass_matrix, position), state.mass_matrix)
-        step_size = jnp.exp(da.log_step_size)
-        imm = state.inverse_mass_matrix
-
-        # End of a slow window: new mass matrix, dual averaging restarted from its average.
-        mm_new = mm_final(mm)
-        da_restart = da_init(da_final(da))
-        slow_end = window_end & (stage == SLOW)
-        mm = _select(slow_end, mm_new, mm)
-        imm = jnp.where(slow_end, mm_new.inverse_mass_matrix, imm)
-        da = _select(slow_end, da_restart, da)
-        step_size = jnp.where(slow_end, jnp.exp(da_restart.log_step_size), step_size)
-        # End of the final fast window: freeze the step size at the running average.
-        step_size = jnp.where(window_end & (stage == FAST), da_final(da), step_size)
-
-        new = AdaptationState(da, mm, step_size, imm)
-        return _select(warming, new, state)
-
-    return init, update
+def initial_inverse_mass_matrix(metric: str, grad):
+    """Gradient metric: 1/|grad| at the start (scale-aware from the first draw); Stan's: identity."""
+    dim = grad.shape[0]
+    if metric == "dense":
+        return jnp.eye(dim, dtype=grad.dtype)
+    if metric == "diag_welford":
+        return jnp.ones(dim, grad.dtype)
+    inv = 1.0 / jnp.abs(grad)
+    return jnp.clip(jnp.where(jnp.isfinite(inv), inv, 1.0), CLIP, 1 / CLIP)
 
 
-def _select(pred, a, b):
-    return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)
+def init(metric: str, grad, step_size) -> AdaptationState:
+    dim, dtype = grad.shape[0], grad.dtype
+    empty = _moments_init(dim, metric == "dense", dtype)
+    imm = initial_inverse_mass_matrix(metric, grad)
+    zero = jnp.zeros((), dtype)
+    return AdaptationState(jnp.asarray(step_size, dtype), imm, _da_start(step_size), empty, empty, zero, zero)
+
+
+def update(metric: str, target: float, state: AdaptationState, acceptance, position, grad, sched):
+    """After one warmup transition: returns ``(state, switched)``; `switched` asks the driver to
+    re-find the step size for the new metric (then `restart`)."""
+    adapting, collect, switch, freeze, measure, final = sched
+    dense = metric == "dense"
+    da = jax.tree.map(lambda n, o: jnp.where(measure, o, n), _da_update(state.da, acceptance, target), state.da)
+    accept_sum = state.accept_sum + jnp.where(measure, acceptance, 0.0)
+    accept_n = state.accept_n + measure
+    window = _moments_add(state.window, position, grad, dense)
+    window = jax.tree.map(lambda n, o: jnp.where(collect, n, o), window, state.window)
+
+    switched = adapting & switch
+    source = _merge(state.previous, window) if metric == "diag" else window
+    imm = jnp.where(switched, _estimate(metric, source, state.inverse_mass_matrix), state.inverse_mass_matrix)
+    empty = _moments_init(position.shape[0], dense, position.dtype)
+    previous = jax.tree.map(lambda w, p: jnp.where(switched, w, p), window, state.previous)
+    window = jax.tree.map(lambda e, w: jnp.where(switched, e, w), empty, window)
+
+    step_size = jnp.where(measure, state.step_size, jnp.exp(da.log_step))
+    step_size = jnp.where(freeze, jnp.exp(da.log_step_avg), step_size)
+    measured = accept_sum / jnp.maximum(accept_n, 1)
+    step_size = jnp.where(final & (accept_n > 0), step_size * _correction(measured, target), step_size)
+    new = AdaptationState(step_size, imm, da, window, previous, accept_sum, accept_n)
+    new = jax.tree.map(lambda n, o: jnp.where(adapting, n, o), new, state)
+    return new, switched
+
+
+def _correction(measured, target):
+    """Step-size factor that moves a measured mean acceptance to the target.
+
+    For HMC the energy error of a trajectory grows like eps**2 times a constant c and the mean
+    acceptance is about 2 Phi(-c eps**2) (Beskos et al. 2013; NUTS averages such terms), so
+    ``eps_new = eps * sqrt(Phi^-1(target / 2) / Phi^-1(measured / 2))``; bounded by `MAX_CORRECTION`.
+    """
+    from jax.scipy.special import ndtri
+
+    measured = jnp.clip(measured, 1e-3, 1 - 1e-6)
+    factor = jnp.sqrt(ndtri(target / 2) / ndtri(measured / 2))
+    return jnp.clip(jnp.where(jnp.isfinite(factor), factor, 1.0), 1 / MAX_CORRECTION, MAX_CORRECTION)
+
+
+def restart(state: AdaptationState, step_size) -> AdaptationState:
+    """Dual averaging from a step size found for a new metric (Stan: mu = log(10 eps))."""
+    return state._replace(step_size=step_size, da=_da_start(step_size))

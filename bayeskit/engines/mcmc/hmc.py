@@ -10,22 +10,26 @@ model's deterministic sites and the sampler's statistics.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
 from ...core import seeds
 from ...core.checks import check_bool, check_choice, check_int, check_positive, check_probability
 from ...core.engine import Engine
-from ...core.errors import ConfigError, InitializationError, ModelError
+from ...core.errors import ConfigError, ConvergenceWarning, InitializationError, ModelError
 from ...core.loop import Progress, run  # noqa: F401 (Progress: the bar tests patch to interrupt a run)
 from ...core.model import NumPyroModel, NumPyroProgram, latent_values
 from ...core.module import Module
 from ...core.posterior import DrawsPosterior
 
 INIT_KINDS = ("uniform", "median", "sample")
+METRICS = ("diag", "dense", "diag_welford")  # see `adaptation`
+INIT_BATCH = 8  # start candidates tried at once per chain
+INIT_TRIES = 104  # at most this many per chain (NumPyro tries 100)
 
 
 class InitStrategy(Module, pytree=False):
@@ -88,20 +92,22 @@ class _HMCFamily(Engine):
     warmup: int = 1000
     draws: int = 1000
     target_accept: float = 0.8
-    dense_mass: bool = False
+    metric: str = "diag"
     init: str | Mapping = "uniform"
     init_radius: float = 2.0
     initial_step_size: float = 1.0
+    cores: int | None = None
     progress: bool = True
 
     capability: ClassVar = NumPyroProgram
+    runtime_fields: ClassVar[tuple[str, ...]] = (*Engine.runtime_fields, "cores")
 
     def __check_init__(self):
         check_int("chains", self.chains)
         check_int("draws", self.draws)
         check_int("warmup", self.warmup, minimum=0)
         check_probability("target_accept", self.target_accept)
-        check_bool("dense_mass", self.dense_mass)
+        check_choice("metric", self.metric, METRICS)
         if not isinstance(self.init, Mapping) and self.init not in INIT_KINDS:
             # check_choice's wording, plus the dict form it cannot know about
             raise ConfigError(
@@ -110,12 +116,13 @@ class _HMCFamily(Engine):
             )
         check_positive("init_radius", self.init_radius)
         check_positive("initial_step_size", self.initial_step_size)
+        if self.cores is not None:
+            check_int("cores", self.cores)
         check_bool("progress", self.progress)
 
     # -- what subclasses provide -------------------------------------------------------------
-    def kernel(self):
-        """Return ``(step, stats)``: ``step(key, state, logdensity, step_size, inverse_mass_matrix)``
-        and ``stats(info) -> dict`` of per-draw statistics."""
+    def lane_kernel(self, logdensity_fn):
+        """The transition as a `kernels.LaneKernel` over `logdensity_fn` (flat position -> log density)."""
         raise NotImplementedError
 
     #: Settings left out of `compile_key` beyond the runtime ones: ``chains`` only changes array
@@ -144,7 +151,7 @@ class _HMCFamily(Engine):
         return InitStrategy(self.init, float(self.init_radius), {})
 
     def fit(self, model: NumPyroModel, data, key) -> DrawsPosterior:
-        from .program import get_program, shard_count
+        from .program import get_program
 
         spec = model.inspect(data)
         discrete = [s.name for s in spec.latent if s.discrete]
@@ -157,102 +164,262 @@ class _HMCFamily(Engine):
         unknown = [k for k in strategy.values if k not in {s.name for s in spec.latent}]
         if unknown:
             raise ConfigError(f"`init` names {unknown[0]!r}, which is not a latent site of model {model.name!r}")
-        program = get_program(model, spec, self, strategy, shard_count(self.chains))
+        program = get_program(model, spec, self, strategy)
 
         # Per-chain keys and start candidates come from the seed through NumPy's SeedSequence:
         # pure in the seed, and no random-number program to compile before sampling starts.
-        init_seq, run_seq = seeds.seed_sequence(key).spawn(2)
-        state = self._start(program, init_seq, model, spec, strategy)
-        return self._run(program, state, _raw_keys(run_seq, self.chains), model, spec)
+        init_seq, run_seq, restart_seq = seeds.seed_sequence(key).spawn(3)
+        chain = self._start(program, init_seq, model, spec, strategy)
+        runner = _Runner(self, program, spec, _raw_keys(run_seq, self.chains), restart_seq, strategy)
+        return runner.run(chain, model)
 
-    def _start(self, program, seq, model, spec, strategy):
-        """Starting states; chains without a valid candidate retry with fresh draws (same program)."""
-        import jax
-
-        from .program import INIT_BATCH, INIT_TRIES
+    def _start(self, program, seq, model, spec, strategy, chains=None):
+        """Starting points (position, logdensity, gradient) per chain; chains without a valid
+        candidate retry with fresh draws (same program)."""
+        chains = self.chains if chains is None else chains
 
         def attempt(seq):
             rng = np.random.default_rng(seq)
-            uniforms = rng.random((self.chains, INIT_BATCH, program.dim))
-            return program.start(_raw_keys(seq, self.chains), uniforms, spec.arrays, strategy.values)
+            uniforms = rng.random((chains, INIT_BATCH, program.dim))
+            state, found = program.start(_raw_keys(seq, chains), uniforms, spec.arrays, strategy.values)
+            return _host(state), np.asarray(found)
 
         retries = seq.spawn(INIT_TRIES // INIT_BATCH)
         state, found = attempt(retries[0])
-        found = np.asarray(found)
         for retry_seq in retries[1:]:
             if found.all():
                 return state
             retry, retry_found = attempt(retry_seq)
-            take = ~found & np.asarray(retry_found)
-            state = jax.tree.map(
-                lambda new, old, take=take: np.where(take.reshape((-1,) + (1,) * (np.ndim(old) - 1)), new, old),
-                retry,
-                state,
-            )
+            take = ~found & retry_found
+            state = tuple(np.where(take.reshape((-1,) + (1,) * (np.ndim(o) - 1)), n, o)
+                          for n, o in zip(retry, state, strict=True))
             found = found | take
         if not found.all():
             bad = np.flatnonzero(~found)
             raise InitializationError(_explain_init_failure(model, spec, strategy, retries[-1], bad))
         return state
 
-    def _run(self, program, state, chain_keys, model, spec) -> DrawsPosterior:
-        """Warmup then sampling, one compiled chunk of ``program.chunk_len`` steps per call of
-        ``advance``; each chunk's record is the kept (post-warmup) draws and statistics, or None."""
+
+class _Runner:
+    """One fit's run: chains in groups (threads on CPU, devices elsewhere), warmup then sampling in
+    chunks, stuck chains restarted during warmup."""
+
+    def __init__(self, engine, program, spec, chain_keys, restart_seq, strategy):
+        self.engine, self.program, self.spec = engine, program, spec
+        self.chain_keys, self.restart_seq, self.strategy = chain_keys, restart_seq, strategy
+        self.groups = chain_groups(engine.chains, engine.cores)
+        self.restarts = np.zeros(engine.chains, int)
+
+    def run(self, chain, model) -> DrawsPosterior:
         import jax
 
-        total, L = self.warmup + self.draws, program.chunk_len
+        engine, program = self.engine, self.program
+        total, warmup = engine.warmup + engine.draws, engine.warmup
+        lanes = [self._prime(tuple(a[g.chains] for a in chain), g, np.zeros(len(g.chains), np.int32))
+                 for g in self.groups]
 
-        def advance(state, start, stop):
-            idx = np.arange(start, start + L)  # the compiled chunk has L steps: pad the last one
-            active = idx < stop
-            safe = np.minimum(idx, total - 1)
-            xs = (idx.astype(np.int32), program.stage[safe], program.window_end[safe] & active, active)
-            state, out = program.chunk(state, chain_keys, xs, spec.arrays)
-            out = jax.device_get(out)  # waits for the chunk: the bar shows steps done, not dispatched
-            keep = active & (idx >= self.warmup)
-            return state, (jax.tree.map(lambda a: a[:, keep], out) if keep.any() else None)
+        def advance(lanes, start, stop):
+            args = [(lanes[i], np.int32(start), np.int32(stop), _on(g.device, program.schedule),
+                     _on(g.device, self.spec.arrays)) for i, g in enumerate(self.groups)]
+            # Compiled here, one group at a time: tracing runs NumPyro's handler stack, a global
+            # that two threads tracing at once would interleave. The threads only execute.
+            compiled = [program.compiled_chunk(a) for a in args]
+            outs = _map_groups(self.groups, lambda i, g: compiled[i](*args[i]))
+            lanes = [o[0] for o in outs]
+            out = jax.device_get([o[1] for o in outs])  # waits for the chunk: the bar shows steps done
+            n = stop - start
+            values = {k: np.concatenate([o[0][k] for o in out])[:, :n] for k in out[0][0]}
+            stats = {k: np.concatenate([o[1][k] for o in out])[:, :n] for k in out[0][1]}
+            if stop <= warmup:
+                lanes = self._restart_stuck(lanes, stop, model)
+            keep = np.arange(start, stop) >= warmup
+            return lanes, ((jax.tree.map(lambda a: a[:, keep], (values, stats))) if keep.any() else None)
 
         def postfix(records, done):
-            if done <= self.warmup:
-                return f"{self.chains} chains"
+            if done <= warmup:
+                return f"{engine.chains} chains"
             divergences = sum(int(np.sum(r[1]["diverging"])) for r in records if r is not None)
-            return f"{self.chains} chains, {divergences} divergences"
+            return f"{engine.chains} chains, {divergences} divergences"
 
         def partial(state, records, done):
             kept = [r for r in records if r is not None]
-            return self._posterior(kept, model, spec) if kept else None
+            return self._posterior(kept, model) if kept else None
 
         result = run(
-            advance, state, total=total, chunk=L, progress=self.progress, desc=model.name,
-            phases=[("warmup", self.warmup), ("sampling", self.draws)], postfix=postfix, partial=partial,
+            advance, lanes, total=total, chunk=program.chunk_len, progress=engine.progress, desc=model.name,
+            phases=[("warmup", warmup), ("sampling", engine.draws)], postfix=postfix, partial=partial,
         )
         kept = [r for r in result.records if r is not None]
         if not kept:  # interrupted during warmup: there are no draws to return
             raise KeyboardInterrupt
-        return self._posterior(kept, model, spec)
+        return self._posterior(kept, model)
 
-    def _posterior(self, kept, model, spec) -> DrawsPosterior:
+    def _prime(self, chain, group, k):
+        return self.program.prime(_on(group.device, chain), _on(group.device, self.chain_keys[group.chains]),
+                                  _on(group.device, k), _on(group.device, self.spec.arrays))
+
+    def _restart_stuck(self, lanes, done, model):
+        """Restart chains whose step size collapsed (see `stuck_chains`) from fresh starting points,
+        while enough warmup is left to adapt again."""
+        engine = self.engine
+        if done > RESTART_BEFORE * engine.warmup:
+            return lanes
+        step = np.concatenate([np.asarray(ln.adapt.step_size) for ln in lanes])
+        scale = np.concatenate([_metric_scale(np.asarray(ln.adapt.inverse_mass_matrix)) for ln in lanes])
+        position = np.concatenate([np.asarray(ln.chain[0]) for ln in lanes])
+        stuck = stuck_chains(step * scale, position) & (self.restarts < MAX_RESTARTS)
+        if not stuck.any():
+            return lanes
+        seq = self.restart_seq.spawn(1)[0]
+        fresh = self.engine._start(self.program, seq, model, self.spec, self.strategy)
+        self.restarts[stuck] += 1
+        out = []
+        for lane, g in zip(lanes, self.groups, strict=True):
+            mask = stuck[g.chains]
+            if not mask.any():
+                out.append(lane)
+                continue
+            primed = self._prime(tuple(a[g.chains] for a in fresh), g, np.full(len(g.chains), done, np.int32))
+            out.append(_on(g.device, _select_host(mask, primed, lane)))
+        return out
+
+    def _posterior(self, kept, model) -> DrawsPosterior:
         values = {k: np.concatenate([p[0][k] for p in kept], axis=1) for k in kept[0][0]}
         stats = {k: np.concatenate([p[1][k] for p in kept], axis=1) for k in kept[0][1]}
-        return DrawsPosterior.from_spec(values, spec, model=model, engine=self, sample_stats=stats, markov=True)
+        self._warn_restarts()
+        return DrawsPosterior.from_spec(values, self.spec, model=model, engine=self.engine, sample_stats=stats,
+                                        markov=True)
+
+    def _warn_restarts(self):
+        if self.restarts.any():
+            chains = np.flatnonzero(self.restarts)
+            warnings.warn(
+                f"chain(s) {', '.join(map(str, chains))} stopped moving during warmup (step size "
+                f"collapsed to under {STUCK_RATIO:g} of the other chains') and were restarted from fresh starting "
+                f"points ({', '.join(str(self.restarts[c]) for c in chains)} time(s)); check their draws, and the "
+                "model where they started, if R-hat flags them",
+                ConvergenceWarning, stacklevel=4,
+            )
+
+
+# -- chain groups ------------------------------------------------------------------------------
+
+RESTART_BEFORE = 0.5  # stuck chains are restarted only in the first half of warmup
+MAX_RESTARTS = 3
+STUCK_RATIO = 1e-4  # a chain is stuck when its step length is this far below the median chain's
+STUCK_ABSOLUTE = 1e-12  # ... or when its steps cannot change its position (relative to its size)
+
+
+def stuck_chains(step_length, position) -> np.ndarray:
+    """Chains whose step length (step size times the metric's typical scale) collapsed: below
+    `STUCK_RATIO` times the median over chains (with three chains or more), or too small to change
+    their position in floating point."""
+    step_length = np.asarray(step_length, float)
+    size = 1.0 + np.max(np.abs(position), axis=-1)
+    stuck = ~np.isfinite(step_length) | (step_length < STUCK_ABSOLUTE * size)
+    if step_length.shape[0] >= 3:
+        stuck |= step_length < STUCK_RATIO * np.median(step_length)
+    return stuck
+
+
+def _metric_scale(imm) -> np.ndarray:
+    """Typical scale of a position step per unit step size: the geometric mean of sqrt(diag M^-1)."""
+    diag = imm if imm.ndim == 2 else np.diagonal(imm, axis1=-2, axis2=-1)
+    return np.exp(0.5 * np.mean(np.log(np.maximum(diag, 1e-300)), axis=-1))
+
+
+class ChainGroup(NamedTuple):
+    chains: np.ndarray  # chain indices
+    device: object
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def chain_groups(chains: int, cores: int | None) -> list[ChainGroup]:
+    """Contiguous groups of chains, sizes differing by at most one: one per CPU thread (`cores`,
+    default every usable core), placed on the devices in turn; on accelerators one per device.
+
+    A chain's draws depend on its seed and on its group's size (the lane width of the compiled
+    loop: XLA may round a vectorised ``log`` or ``exp`` differently from a scalar one), not on
+    which thread or device runs the group: `cores` fixes them.
+    """
+    import jax
+
+    devices = jax.devices()
+    if jax.default_backend() != "cpu":
+        n = min(len(devices), chains)
+    else:
+        n = min(cores or usable_cores(), chains)
+    bounds = np.linspace(0, chains, n + 1).round().astype(int)
+    return [ChainGroup(np.arange(bounds[i], bounds[i + 1]), devices[i % len(devices)]) for i in range(n)]
+
+
+_POOL = None
+
+
+def _map_groups(groups, fn):
+    """fn(i, group) for every group, concurrently on threads (XLA releases the GIL while it runs)."""
+    global _POOL
+    if len(groups) == 1:
+        return [fn(0, groups[0])]
+    if _POOL is None or _POOL._max_workers < len(groups):
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=max(len(groups), usable_cores()), thread_name_prefix="bayeskit-chains")
+    futures = [_POOL.submit(fn, i, g) for i, g in enumerate(groups)]
+    return [f.result() for f in futures]
+
+
+def _on(device, tree):
+    import jax
+
+    return jax.device_put(tree, device)
+
+
+def _host(tree):
+    import jax
+
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _select_host(mask, new, old):
+    import jax
+
+    def one(n, o):
+        n, o = np.asarray(n), np.asarray(o)
+        return np.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)
+
+    return jax.tree.map(one, new, old)
 
 
 class NUTS(_HMCFamily):
-    """The No-U-Turn sampler (BlackJAX's multinomial, iterative NUTS) with Stan's warmup.
+    """The No-U-Turn Sampler (multinomial, iterative) with a gradient-based warmup.
 
     Parameters
     ----------
     chains, warmup, draws
-        Number of chains, warmup (adaptation) steps and kept draws per chain.
+        Number of chains, warmup (adaptation) transitions and kept draws per chain.
     target_accept
         Target mean acceptance probability of the step-size adaptation (Stan: 0.8).
     max_tree_depth
         Maximum number of trajectory doublings (at most ``2**max_tree_depth`` gradient steps).
-    dense_mass
-        Adapt a dense inverse mass matrix instead of a diagonal one.
+    metric
+        ``"diag"`` (default): a diagonal metric from the variances of draws and gradients (nutpie's
+        Fisher-divergence estimate); ``"dense"``: Stan's dense covariance of the draws;
+        ``"diag_welford"``: Stan's diagonal (variances of the draws). See `adaptation`.
     init
         ``"uniform"`` (unconstrained values uniform in ``[-init_radius, init_radius]``),
         ``"median"``, ``"sample"`` (a prior draw), or a dict of constrained initial values.
+    cores
+        CPU threads to run chains on (default: every core this process may use). Chains are split
+        into this many groups; a group's chains advance together in one compiled loop. The draws
+        are fixed by the seed and `cores` (see `chain_groups`); other values give other, equally
+        valid draws.
     progress
         Show warmup and sampling progress bars.
     """
@@ -262,23 +429,14 @@ class NUTS(_HMCFamily):
     def __check_init__(self):
         check_int("max_tree_depth", self.max_tree_depth)
 
-    def kernel(self):
-        import blackjax
+    def lane_kernel(self, logdensity_fn):
+        from .kernels import nuts
 
-        base = blackjax.nuts.build_kernel()
-        depth = self.max_tree_depth
-
-        def step(key, state, logdensity, step_size, inverse_mass_matrix):
-            return base(key, state, logdensity, step_size, inverse_mass_matrix, max_num_doublings=depth)
-
-        def stats(info):
-            return {**_transition_stats(info), "tree_depth": info.num_trajectory_expansions}
-
-        return step, stats
+        return nuts(logdensity_fn, self.max_tree_depth)
 
 
 class HMC(_HMCFamily):
-    """Hamiltonian Monte Carlo with about `num_steps` leapfrog steps per draw and Stan's warmup.
+    """Hamiltonian Monte Carlo with about `num_steps` leapfrog steps per draw and the same warmup.
 
     Same settings as `NUTS`, with ``num_steps`` in place of ``max_tree_depth``. With ``jitter``
     (default) each draw takes a number of steps uniform on ``[ceil(num_steps/2), floor(3 num_steps/2)]``
@@ -293,33 +451,10 @@ class HMC(_HMCFamily):
         check_int("num_steps", self.num_steps)
         check_bool("jitter", self.jitter)
 
-    def kernel(self):
-        import blackjax
-        import jax
+    def lane_kernel(self, logdensity_fn):
+        from .kernels import hmc
 
-        base = blackjax.hmc.build_kernel()
-        n, jitter = self.num_steps, self.jitter
-        low, high = (n + 1) // 2, (3 * n) // 2
-
-        def step(key, state, logdensity, step_size, inverse_mass_matrix):
-            if jitter:
-                key, key_steps = jax.random.split(key)
-                steps = jax.random.randint(key_steps, (), low, high + 1)
-            else:
-                steps = n
-            return base(key, state, logdensity, step_size, inverse_mass_matrix, num_integration_steps=steps)
-
-        return step, _transition_stats
-
-
-def _transition_stats(info) -> dict:
-    """Per-draw statistics every HMC-family transition reports, under ArviZ's names."""
-    return {
-        "diverging": info.is_divergent,
-        "energy": info.energy,
-        "acceptance_rate": info.acceptance_rate,
-        "n_steps": info.num_integration_steps,
-    }
+        return hmc(logdensity_fn, self.num_steps, self.jitter)
 
 
 def _raw_keys(seq: np.random.SeedSequence, n: int) -> np.ndarray:
@@ -334,7 +469,6 @@ def _explain_init_failure(model, spec, strategy, seq, bad_chains) -> str:
     from numpyro import handlers
     from numpyro.infer.util import potential_energy, unconstrain_fn
 
-    from .program import INIT_TRIES
 
     kwargs = spec.kwargs()
     chain_key = _raw_keys(seq, max(bad_chains) + 1)[bad_chains[0]]

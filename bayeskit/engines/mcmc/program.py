@@ -1,14 +1,20 @@
-"""The compiled sampler: initialisation, and one loop body for warmup and sampling.
+"""The compiled sampler: starts, and one loop over leapfrog steps in which no chain waits.
 
-A `Program` is built once per (model function, static data, data shapes, engine
-settings, start strategy, shards) and kept in the shared program cache (`core.cache`),
-so a second fit of the same model with same-shaped data compiles nothing. The run
-(`core.loop.run`) calls it in fixed-length chunks of steps: between chunks the host
-updates the progress bar and keeps what is done, so an interrupted run loses nothing
-already sampled.
+A `Program` is built once per (model function, static data, data shapes, engine settings, start
+strategy) and kept in the shared program cache (`core.cache`), so a second fit of the same model
+with same-shaped data compiles nothing.
 
-Chains are batched with ``vmap``; with several devices the batch is split over them
-with ``shard_map`` (chains run independently, so no cross-device traffic).
+Chains run in **groups**. A group is a batch of chains ("lanes") advanced together by one loop
+whose iteration is one leapfrog step of every lane: a lane whose trajectory ends records its draw,
+updates its adaptation and begins its next transition while the others go on (`kernels`), so a
+batch never waits for its longest trajectory, and the loop's fixed cost per iteration is shared
+by the lanes. Groups are independent programs: on CPU they run on their own threads (one per
+usable core), on accelerators one per device. Every chain's random numbers come from its own key
+and transition index, so the draws do not depend on how chains are grouped.
+
+The run (`core.loop.run`) calls a group's ``chunk`` for a fixed number of transitions at a time:
+between chunks the host updates the progress bar, checks for stuck chains and keeps what is done,
+so an interrupted run loses nothing already sampled.
 """
 
 from __future__ import annotations
@@ -25,40 +31,54 @@ from jax.flatten_util import ravel_pytree
 from ...core.cache import cached, program_key
 from ...core.loop import chunk_length
 from ...core.model import latent_values
-from .adaptation import AdaptationState, stan_schedule, window_adaptation
+from . import adaptation
+from .hmc import INIT_BATCH
+from .kernels import kinetic, leapfrog, sample_momentum
 
-INIT_BATCH = 8  # start candidates tried at once per chain
-INIT_TRIES = 104  # at most this many per chain (NumPyro tries 100)
+STEP_SEARCH_LIMIT = 60  # doublings or halvings of the step-size search (2**60: any scale)
 
 
-class ChainState(NamedTuple):
-    hmc: Any  # blackjax HMCState per chain: position (flat), logdensity, logdensity_grad
-    adaptation: AdaptationState
+class Lanes(NamedTuple):
+    """A group of chains in the middle of the run (every field has a leading lane axis)."""
+
+    chain: tuple  # (position, logdensity, gradient): the last draw
+    adapt: adaptation.AdaptationState
+    tree: Any  # the transition in progress
+    k: jax.Array  # its index (warmup and sampling counted together)
+    key: jax.Array  # the chain's key (uint32[2])
 
 
 @dataclasses.dataclass
 class Program:
     """Compiled pieces for one model, data layout and engine."""
 
-    start: Any  # (chain_keys, uniforms, arrays, init_values) -> (ChainState, found a valid start per chain)
-    chunk: Any  # (ChainState, chain_keys, xs, arrays) -> (ChainState, outputs per chain and step)
+    start: Any  # (chain_keys, uniforms, arrays, init_values) -> ((pos, logp, grad) per chain, found)
+    prime: Any  # (chain, keys, k, arrays) -> Lanes: adaptation set up, step size found, first tree begun
+    chunk: Any  # (Lanes, k0, k_stop, schedule, arrays) -> (Lanes, outputs per lane and transition)
     dim: int
     chunk_len: int
-    stage: np.ndarray
-    window_end: np.ndarray
-    shards: int
+    schedule: tuple  # adaptation.Schedule as arrays
+    _compiled: dict = dataclasses.field(default_factory=dict)
+
+    def compiled_chunk(self, args):
+        """`chunk` compiled ahead of time for these arguments' shapes and device (kept)."""
+        lanes = args[0]
+        key = (lanes.k.shape[0], tuple(lanes.k.devices()) if hasattr(lanes.k, "devices") else None)
+        if key not in self._compiled:
+            self._compiled[key] = self.chunk.lower(*args).compile()
+        return self._compiled[key]
 
 
-def get_program(model, spec, engine, init_strategy, shards: int) -> Program:
-    """The Program for this model, static data, array layout, engine settings, start and shards
+def get_program(model, spec, engine, init_strategy) -> Program:
+    """The Program for this model, static data, array layout, engine settings and start
     (built on first use; `core.cache` keeps it)."""
     # Array shapes are part of the key: the unconstrained layout (dim, unravel) depends on them.
     key = program_key("mcmc", model, static=spec.static, arrays=spec.arrays, engine=engine,
-                      extra=(init_strategy.key, shards))
-    return cached(key, lambda: _build(model, spec, engine, init_strategy, shards))
+                      extra=(init_strategy.key,))
+    return cached(key, lambda: _build(model, spec, engine, init_strategy))
 
 
-def _build(model, spec, engine, init_strategy, shards: int) -> Program:
+def _build(model, spec, engine, init_strategy) -> Program:
     from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
     static = dict(spec.static)
@@ -75,20 +95,18 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
         # init_to_uniform supplies values where a prior cannot be sampled (ImproperUniform)
         model = handlers.substitute(handlers.seed(fn, 0), substitute_fn=init_to_uniform())
         tr = handlers.trace(model).get_trace(**kwargs(arrays))
-        latent = latent_values(tr)
-        return unconstrain_fn(fn, (), kwargs(arrays), latent)
+        return unconstrain_fn(fn, (), kwargs(arrays), latent_values(tr))
 
     shapes = jax.eval_shape(unconstrained_sites, spec.arrays)
     prototype = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     flat_prototype, unravel = ravel_pytree(prototype)
-    dim, prototype_dtype = flat_prototype.shape[0], flat_prototype.dtype
+    dim, dtype = flat_prototype.shape[0], flat_prototype.dtype
 
     def logdensity_fn(arrays):
         return lambda flat: -potential_energy(fn, (), kwargs(arrays), unravel(flat))
 
-    kernel, info_stats = engine.kernel()
-    adapt_init, adapt_update = window_adaptation(engine.dense_mass, engine.target_accept)
-    candidates = _candidates_fn(fn, kwargs, init_strategy, prototype_dtype)
+    metric, target = engine.metric, engine.target_accept
+    candidates = _candidates_fn(fn, kwargs, init_strategy, dtype)
 
     def start(chain_keys, uniforms, arrays, init_values):
         """Per chain: the first of INIT_BATCH candidates with a finite log density and gradient.
@@ -99,65 +117,145 @@ def _build(model, spec, engine, init_strategy, shards: int) -> Program:
         The host calls this again for chains that found none (`found` False), up to INIT_TRIES
         candidates in all; a loop here would double the compile time.
         """
-        import blackjax
-
-        logdensity = logdensity_fn(arrays)
-        value_and_grad = jax.value_and_grad(logdensity)
+        value_and_grad = jax.value_and_grad(logdensity_fn(arrays))
 
         def one(key, u):
             positions = candidates(key, u, arrays, init_values)
             values, grads = jax.vmap(value_and_grad)(positions)
             ok = jnp.isfinite(values) & jnp.all(jnp.isfinite(grads), axis=-1)
             pick = jnp.argmax(ok)
-            hmc = blackjax.mcmc.hmc.HMCState(positions[pick], values[pick], grads[pick])
-            step0 = jnp.asarray(engine.initial_step_size, prototype_dtype)
-            return ChainState(hmc, adapt_init(dim, step0)), ok[pick]
+            return (positions[pick], values[pick], grads[pick]), ok[pick]
 
-        state, found = jax.vmap(one)(chain_keys, uniforms)
-        # Strong types throughout, so the state chunk() returns has the avals it was compiled for.
-        return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), state), found
+        return jax.vmap(one)(chain_keys, uniforms)
 
-    def chunk(state, chain_keys, xs, arrays):
+    def prime(chain, keys, k, arrays):
+        """Lanes at transition `k` from draws `chain`: a fresh adaptation, a step size found for its
+        first metric, and the first trajectory begun."""
+        value_and_grad = jax.value_and_grad(logdensity_fn(arrays))
+        kernel = engine.lane_kernel(logdensity_fn(arrays))
+
+        def one(chain, key, k):
+            key_step, key_tree = jax.random.split(jax.random.fold_in(key, k))
+            adapt = adaptation.init(metric, chain[2], jnp.asarray(engine.initial_step_size, dtype))
+            if engine.warmup > 0:
+                eps = find_step_size(value_and_grad, key_step, chain, adapt.inverse_mass_matrix, adapt.step_size)
+                adapt = adaptation.restart(adapt, eps)
+            tree = kernel.begin(key_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
+            return Lanes(chain, adapt, tree, k, key)
+
+        return jax.vmap(one)(chain, keys, k)
+
+    def chunk(lanes: Lanes, k0, k_stop, sched, arrays):
         logdensity = logdensity_fn(arrays)
+        value_and_grad = jax.value_and_grad(logdensity)
+        kernel = engine.lane_kernel(logdensity)
+        size = lanes.k.shape[0]
+        L = chunk_len
+        stat_shapes = jax.eval_shape(lambda t: kernel.finish(t)[1], jax.tree.map(lambda a: a[0], lanes.tree))
+        buffers = (
+            jnp.zeros((size, L, dim), dtype),
+            {n: jnp.zeros((size, L), s.dtype) for n, s in stat_shapes.items()}
+            | {"step_size": jnp.zeros((size, L), dtype), "lp": jnp.zeros((size, L), dtype)},
+        )
+        rows = jnp.arange(size)
 
-        def one_chain_step(chain_state, key, i, stage, window_end):
-            hmc, adapt = chain_state
-            new_hmc, info = kernel(
-                jax.random.fold_in(key, i), hmc, logdensity, adapt.step_size, adapt.inverse_mass_matrix
+        def running(lanes):
+            return lanes.k < k_stop
+
+        def inner_cond(carry):
+            lanes, _ = carry
+            r = running(lanes)
+            return jnp.any(r) & ~jnp.any(r & lanes.tree.done)
+
+        def inner_body(carry):
+            lanes, buffers = carry
+            stepped = jax.vmap(kernel.step)(lanes.tree, lanes.adapt.step_size, lanes.adapt.inverse_mass_matrix)
+            move = running(lanes) & ~lanes.tree.done
+            return lanes._replace(tree=_select(move, stepped, lanes.tree)), buffers
+
+        def outer_body(carry):
+            lanes, (positions, stats_buf) = jax.lax.while_loop(inner_cond, inner_body, carry)
+            ended = running(lanes) & lanes.tree.done
+            chain, stats = jax.vmap(kernel.finish)(lanes.tree)
+            chain = _select(ended, chain, lanes.chain)
+            stats = stats | {"step_size": lanes.adapt.step_size, "lp": chain[1]}
+            slot = jnp.where(ended, lanes.k - k0, L)  # L: out of range, dropped
+            positions = positions.at[rows, slot].set(chain[0], mode="drop")
+            stats_buf = {n: b.at[rows, slot].set(stats[n], mode="drop") for n, b in stats_buf.items()}
+
+            at = jnp.minimum(lanes.k, sched[0].shape[0] - 1)
+            adapt, switched = jax.vmap(functools.partial(adaptation.update, metric, target))(
+                lanes.adapt, stats["acceptance_rate"], chain[0], chain[2], tuple(s[at] for s in sched)
             )
-            stats = info_stats(info)
-            stats["step_size"] = adapt.step_size
-            stats["lp"] = new_hmc.logdensity
-            new_adapt = adapt_update(adapt, stage, window_end, new_hmc.position, info.acceptance_rate)
-            values = constrain_fn(fn, (), kwargs(arrays), unravel(new_hmc.position), return_deterministic=True)
-            return ChainState(new_hmc, new_adapt), (values, stats)
+            keys = jax.vmap(jax.random.fold_in)(lanes.key, lanes.k + 1)
+            key_step, key_tree = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+            switched = switched & ended
 
-        def body(state, x):
-            i, stage, window_end, active = x
-            new, out = jax.vmap(one_chain_step, in_axes=(0, 0, None, None, None))(
-                state, chain_keys, i, stage, window_end
-            )
-            # Padding steps past the end of the run leave the state as it was; their outputs are dropped.
-            return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), out
+            def refind(adapt):
+                eps = jax.vmap(functools.partial(find_step_size, value_and_grad))(
+                    key_step, chain, adapt.inverse_mass_matrix, adapt.step_size
+                )
+                return _select(switched, jax.vmap(adaptation.restart)(adapt, eps), adapt)
 
-        state, out = jax.lax.scan(body, state, xs)
-        # (steps, chains, ...) -> (chains, steps, ...)
-        return state, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
+            adapt = jax.lax.cond(jnp.any(switched), refind, lambda a: a, adapt)
+            adapt = _select(ended, adapt, lanes.adapt)
+            tree = jax.vmap(kernel.begin)(key_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
+            lanes = Lanes(chain, adapt, _select(ended, tree, lanes.tree), lanes.k + ended, lanes.key)
+            return lanes, (positions, stats_buf)
 
-    if shards > 1:
-        start_c, chunk_c = _sharded(start, chunk, shards)
-    else:
-        start_c, chunk_c = _jit(start), _jit(chunk)
-    stage, window_end = stan_schedule(engine.warmup, engine.draws)
+        lanes, (positions, stats) = jax.lax.while_loop(
+            lambda c: jnp.any(running(c[0])), outer_body, (lanes, buffers)
+        )
+        constrain = functools.partial(constrain_fn, fn, (), kwargs(arrays), return_deterministic=True)
+        values = jax.vmap(jax.vmap(lambda x: constrain(unravel(x))))(positions)
+        return lanes, (values, stats)
+
+    chunk_len = chunk_length(engine.warmup + engine.draws)
+    sched = adaptation.schedule(metric, engine.warmup, engine.draws)
     return Program(
-        start=start_c,
-        chunk=chunk_c,
+        start=_jit(start),
+        prime=_jit(prime),
+        chunk=_jit(chunk),
         dim=dim,
-        chunk_len=chunk_length(engine.warmup + engine.draws),
-        stage=stage,
-        window_end=window_end,
-        shards=shards,
+        chunk_len=chunk_len,
+        schedule=tuple(sched),
     )
+
+
+def find_step_size(value_and_grad, key, chain, imm, step_size):
+    """Stan's heuristic: double or halve the step size until one leapfrog step's acceptance
+    probability crosses 0.8 (a fresh momentum each try)."""
+    q, logp, g = chain
+    log_target = jnp.log(0.8)
+
+    def log_accept(eps, i):
+        p = sample_momentum(jax.random.fold_in(key, i), imm, q.dtype)
+        q1, p1, logp1, _ = leapfrog(value_and_grad, q, p, g, eps, imm)
+        delta = (-logp + kinetic(imm, p)) - (-logp1 + kinetic(imm, p1))
+        return jnp.where(jnp.isnan(delta), -jnp.inf, delta)
+
+    up = log_accept(step_size, 0) > log_target
+
+    def cond(carry):
+        i, _, crossed = carry
+        return (i < STEP_SEARCH_LIMIT) & ~crossed
+
+    def body(carry):
+        i, eps, _ = carry
+        eps = jnp.where(up, 2.0 * eps, 0.5 * eps)
+        good = log_accept(eps, i + 1) > log_target
+        return i + 1, eps, jnp.where(up, ~good, good)
+
+    _, eps, _ = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), step_size, jnp.zeros((), bool)))
+    return eps
+
+
+def _select(pred, new, old):
+    """Per lane: `new` where `pred` (shape (lanes,)), else `old`."""
+    def one(n, o):
+        return jnp.where(pred.reshape(pred.shape + (1,) * (n.ndim - 1)), n, o)
+
+    return jax.tree.map(one, new, old)
 
 
 def _candidates_fn(fn, kwargs, init_strategy, dtype):
@@ -205,25 +303,3 @@ def _compiler_options() -> tuple:
 
 def _jit(f, **kwargs):
     return jax.jit(f, compiler_options=dict(_compiler_options()), **kwargs)
-
-
-def _sharded(start, chunk, shards: int):
-    """Split the chain axis over `shards` devices; data and the step schedule are replicated."""
-    from jax.sharding import Mesh
-    from jax.sharding import PartitionSpec as P
-
-    mesh = Mesh(np.array(jax.devices()[:shards]), ("chain",))
-    C, R = P("chain"), P()
-
-    def smap(f, in_specs):
-        # Each device runs its own chains; nothing is replicated that needs checking, and BlackJAX's
-        # kernels mix device-varying and replicated values in cond branches, which the check rejects.
-        return _jit(jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=C, check_vma=False))
-
-    return smap(start, (C, C, R, R)), smap(chunk, (C, C, R, R))
-
-
-def shard_count(chains: int) -> int:
-    """The largest number of visible devices that divides `chains` evenly."""
-    n = jax.device_count()
-    return max(d for d in range(1, min(n, chains) + 1) if chains % d == 0)

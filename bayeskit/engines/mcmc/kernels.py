@@ -1,0 +1,278 @@
+"""HMC transitions cut into leapfrog steps: NUTS (multinomial, iterative) and fixed-length HMC.
+
+A transition is three pure per-chain functions, so a driver can run many chains in one loop
+over leapfrog steps in which every chain is always busy (`program`): a chain whose trajectory
+ends records its draw and starts its next transition while the others go on.
+
+* ``begin(key, state, step_size, imm) -> tree``: draw the momentum, set up the trajectory;
+* ``step(tree, step_size, imm) -> tree``: one leapfrog step and its bookkeeping;
+* ``finish(tree) -> (state, stats)``: the new state and the transition's statistics
+  (``tree.done`` says when).
+
+NUTS is BlackJAX's (and Stan's, NumPyro's) algorithm: the trajectory doubles in a random
+direction; inside a new subtree states are sampled multinomially (progressively, in the weights
+``exp(-H)``); a finished subtree replaces the proposal with probability ``min(1, W_sub / W)``
+(biased progressive sampling); the trajectory stops at a U-turn of the whole tree or of any
+balanced block of a subtree (Betancourt's criterion on momentum sums, the ends counted half as in
+NumPyro and BlackJAX), at a divergence, or after ``max_depth`` doublings. Only its layout for XLA
+is ours, and it is what the time per gradient is made of on small models (issue 16):
+
+* one step per loop iteration, the end-of-subtree bookkeeping by selects: no nested loops, no
+  ``cond``;
+* the block U-turn checks as one vector operation over ``max_depth`` checkpoint slots (slot ``k``
+  holds the momentum and running momentum sum where the current block of ``2**k`` leaves began);
+* uniforms from a counter hash of the transition's key (Murmur3's 32-bit mixer) rather than a
+  threefry call per step. The momentum is drawn with ``jax.random``; the uniforms only choose
+  between states, where 24 bits are far finer than any probability involved.
+
+States are BlackJAX's `HMCState` (position, logdensity, logdensity_grad).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DIVERGENCE_THRESHOLD = 1000.0  # energy error that makes a trajectory divergent (Stan, BlackJAX)
+
+
+class LaneKernel(NamedTuple):
+    begin: Any
+    step: Any
+    finish: Any
+    stat_names: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- metric
+
+
+def velocity(imm, p):
+    """M^-1 p for a diagonal (vector) or dense (matrix) inverse mass matrix."""
+    return imm * p if imm.ndim == 1 else imm @ p
+
+
+def kinetic(imm, p):
+    return 0.5 * jnp.sum(p * velocity(imm, p), axis=-1)
+
+
+def sample_momentum(key, imm, dtype):
+    """p ~ N(0, M) with M = imm^-1."""
+    if imm.ndim == 1:
+        return jax.random.normal(key, imm.shape, dtype) * jax.lax.rsqrt(imm)
+    chol = jnp.linalg.cholesky(imm)  # imm = L L'  =>  p = L'^-1 z has covariance M
+    z = jax.random.normal(key, imm.shape[:1], dtype)
+    return jax.scipy.linalg.solve_triangular(chol, z, trans="T", lower=True)
+
+
+def leapfrog(value_and_grad, q, p, g, eps, imm):
+    p = p + 0.5 * eps * g
+    q = q + eps * velocity(imm, p)
+    logp, g = value_and_grad(q)
+    p = p + 0.5 * eps * g
+    return q, p, logp, g
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def _mix32(x):
+    """Murmur3's 32-bit finaliser: a bijective avalanche mixer on uint32."""
+    x = x ^ (x >> 16)
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def hash_uniform(seed, counter, dtype):
+    """U(0, 1), never 0 or 1, from a uint32[2] seed and an integer counter."""
+    h = _mix32(seed[0] ^ _mix32(seed[1] + counter.astype(jnp.uint32) * np.uint32(0x9E3779B9)))
+    return ((h >> 8).astype(dtype) + 0.5) * (2.0**-24)
+
+
+def _energy_weight(h0, energy):
+    """log weight exp(H0 - H) of a new state (NaN energies weigh nothing) and whether it diverged."""
+    log_w = h0 - energy
+    log_w = jnp.where(jnp.isnan(log_w), -jnp.inf, log_w)
+    return log_w, -log_w > DIVERGENCE_THRESHOLD
+
+
+def _where(pred, new, old):
+    return jax.tree.map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+# --------------------------------------------------------------------------- NUTS
+
+
+def _turning(imm, p_left, p_right, rho):
+    """Generalised U-turn criterion on spans (leading axes allowed) with end momenta and momentum sum."""
+    r = rho - 0.5 * (p_left + p_right)
+    v_left = p_left * imm if imm.ndim == 1 else p_left @ imm.T
+    v_right = p_right * imm if imm.ndim == 1 else p_right @ imm.T
+    return (jnp.sum(v_left * r, -1) <= 0) | (jnp.sum(v_right * r, -1) <= 0)
+
+
+class NUTSTree(NamedTuple):
+    h0: jax.Array
+    seed: jax.Array  # uint32[3]: two words for the uniforms, one of direction bits
+    left: tuple  # (position, momentum, logdensity, gradient) at the trajectory's ends
+    right: tuple
+    proposal: tuple  # (position, logdensity, gradient, energy)
+    log_weight: jax.Array
+    rho: jax.Array
+    sub_proposal: tuple
+    sub_log_weight: jax.Array
+    sub_rho: jax.Array
+    ck_momentum: jax.Array  # (max_depth, dim)
+    ck_rho: jax.Array  # (max_depth, dim)
+    leaf: jax.Array  # leaf index within the subtree being built
+    depth: jax.Array  # doublings done
+    steps: jax.Array  # leapfrog steps taken
+    sum_accept: jax.Array
+    diverging: jax.Array
+    done: jax.Array
+
+
+def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
+    value_and_grad = jax.value_and_grad(logdensity_fn)
+    levels = np.arange(max_depth)
+    block = 2**levels
+
+    def begin(key, state, step_size, imm):
+        q0, logp0, g0 = state
+        dtype = q0.dtype
+        key_momentum, key_bits = jax.random.split(key)
+        p0 = sample_momentum(key_momentum, imm, dtype)
+        h0 = -logp0 + kinetic(imm, p0)
+        edge = (q0, p0, logp0, g0)
+        proposal = (q0, logp0, g0, h0)
+        zero = jnp.zeros_like(q0)
+        checkpoints = jnp.zeros((max_depth,) + q0.shape, dtype)
+        i32 = jnp.zeros((), jnp.int32)
+        false = jnp.zeros((), bool)
+        return NUTSTree(
+            h0, jax.random.bits(key_bits, (3,), jnp.uint32), edge, edge, proposal, jnp.zeros((), dtype), p0,
+            proposal, jnp.full((), -jnp.inf, dtype), zero, checkpoints, checkpoints,
+            i32, i32, i32, jnp.zeros((), dtype), false, false,
+        )
+
+    def step(t: NUTSTree, step_size, imm) -> NUTSTree:
+        dtype = t.h0.dtype
+        forward = ((t.seed[2] >> t.depth.astype(jnp.uint32)) & 1) == 1
+        q, p, _, g = _where(forward, t.right, t.left)
+        q, p, logp, g = leapfrog(value_and_grad, q, p, g, jnp.where(forward, step_size, -step_size), imm)
+        energy = -logp + kinetic(imm, p)
+        log_w, diverging = _energy_weight(t.h0, energy)
+        new = (q, p, logp, g)
+        left, right = _where(forward, t.left, new), _where(forward, new, t.right)
+
+        # multinomial sampling inside the subtree
+        sub_log_weight = jnp.logaddexp(t.sub_log_weight, log_w)
+        take = jnp.log(hash_uniform(t.seed, 2 * t.steps, dtype)) < log_w - sub_log_weight
+        sub_proposal = _where(take, (q, logp, g, energy), t.sub_proposal)
+
+        # U-turns of the balanced blocks of this subtree that end at this leaf (sizes 2 .. 2**depth)
+        starts = (t.leaf % block == 0)[:, None]
+        ck_momentum = jnp.where(starts, p, t.ck_momentum)
+        ck_rho = jnp.where(starts, t.sub_rho, t.ck_rho)
+        sub_rho = t.sub_rho + p
+        ends = ((t.leaf + 1) % block == 0) & (levels >= 1) & (levels <= t.depth)
+        sub_turning = jnp.any(ends & _turning(imm, ck_momentum, p, sub_rho - ck_rho))
+
+        # a finished subtree: merge it if valid, then check the whole trajectory
+        sub_done = (t.leaf + 1 == 2**t.depth) | diverging | sub_turning
+        valid = sub_done & ~diverging & ~sub_turning
+        u = hash_uniform(t.seed, 2 * t.steps + 1, dtype)
+        accept_sub = valid & (jnp.log(u) < sub_log_weight - t.log_weight)
+        rho = jnp.where(valid, t.rho + sub_rho, t.rho)
+        turning = valid & _turning(imm, left[1], right[1], rho)
+        depth = t.depth + sub_done
+        return NUTSTree(
+            t.h0, t.seed, left, right,
+            _where(accept_sub, sub_proposal, t.proposal),
+            jnp.where(valid, jnp.logaddexp(t.log_weight, sub_log_weight), t.log_weight),
+            rho,
+            sub_proposal,
+            jnp.where(sub_done, -jnp.inf, sub_log_weight),
+            jnp.where(sub_done, 0.0, sub_rho),
+            ck_momentum, ck_rho,
+            jnp.where(sub_done, 0, t.leaf + 1), depth, t.steps + 1,
+            t.sum_accept + jnp.exp(jnp.minimum(log_w, 0.0)),
+            diverging,
+            (sub_done & ~valid) | turning | (depth >= max_depth),
+        )
+
+    def finish(t: NUTSTree):
+        q, logp, g, energy = t.proposal
+        stats = {
+            "diverging": t.diverging,
+            "energy": energy,
+            "acceptance_rate": t.sum_accept / t.steps,
+            "n_steps": t.steps,
+            "tree_depth": t.depth,
+        }
+        return (q, logp, g), stats
+
+    return LaneKernel(begin, step, finish, ("diverging", "energy", "acceptance_rate", "n_steps", "tree_depth"))
+
+
+# --------------------------------------------------------------------------- HMC
+
+
+class HMCTrajectory(NamedTuple):
+    h0: jax.Array
+    start: tuple  # (position, logdensity, gradient)
+    tip: tuple  # (position, momentum, logdensity, gradient)
+    energy: jax.Array  # Hamiltonian at the tip
+    u: jax.Array  # the Metropolis uniform
+    length: jax.Array  # leapfrog steps of this transition
+    steps: jax.Array
+    diverging: jax.Array
+    done: jax.Array
+
+
+def hmc(logdensity_fn, num_steps: int, jitter: bool) -> LaneKernel:
+    """Fixed-length HMC with a Metropolis correction; with ``jitter`` the length is uniform on
+    ``[ceil(n/2), floor(3n/2)]`` each transition (independent of the state, so the chain stays exact).
+    A divergent trajectory stops early and is rejected."""
+    value_and_grad = jax.value_and_grad(logdensity_fn)
+    low, high = (num_steps + 1) // 2, (3 * num_steps) // 2
+
+    def begin(key, state, step_size, imm):
+        q0, logp0, g0 = state
+        key_momentum, key_u, key_n = jax.random.split(key, 3)
+        p0 = sample_momentum(key_momentum, imm, q0.dtype)
+        length = jax.random.randint(key_n, (), low, high + 1) if jitter else jnp.asarray(num_steps)
+        h0 = -logp0 + kinetic(imm, p0)
+        false = jnp.zeros((), bool)
+        return HMCTrajectory(
+            h0, (q0, logp0, g0), (q0, p0, logp0, g0), h0, jax.random.uniform(key_u, (), q0.dtype),
+            length.astype(jnp.int32), jnp.zeros((), jnp.int32), false, false,
+        )
+
+    def step(t: HMCTrajectory, step_size, imm) -> HMCTrajectory:
+        q, p, _, g = t.tip
+        tip = leapfrog(value_and_grad, q, p, g, step_size, imm)
+        steps = t.steps + 1
+        energy = -tip[2] + kinetic(imm, tip[1])
+        _, diverging = _energy_weight(t.h0, energy)
+        return t._replace(tip=tip, energy=energy, steps=steps, diverging=diverging,
+                          done=(steps >= t.length) | diverging)
+
+    def finish(t: HMCTrajectory):
+        log_w, _ = _energy_weight(t.h0, t.energy)
+        accept = ~t.diverging & (jnp.log(t.u) < log_w)
+        q, _, logp, g = t.tip
+        new = _where(accept, (q, logp, g), t.start)
+        stats = {
+            "diverging": t.diverging,
+            "energy": jnp.where(accept, t.energy, t.h0),
+            "acceptance_rate": jnp.where(t.diverging, 0.0, jnp.exp(jnp.minimum(log_w, 0.0))),
+            "n_steps": t.steps,
+        }
+        return new, stats
+
+    return LaneKernel(begin, step, finish, ("diverging", "energy", "acceptance_rate", "n_steps"))
