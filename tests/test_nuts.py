@@ -39,9 +39,9 @@ def test_sample_stats_are_kept(normal_fit):
     assert 1 <= stats["tree_depth"].min() and stats["tree_depth"].max() <= 10
     # the step size is fixed after warmup, separately per chain
     assert (stats["step_size"] == stats["step_size"][:, :1]).all()
-    # Dual averaging targets 0.8 during warmup; the averaged step size kept for sampling runs a bit
-    # above it. On this 1-d Gaussian NumPyro's NUTS gives 0.928 (4 chains, same data), bayeskit 0.933.
-    assert 0.8 <= stats["acceptance_rate"].mean() < 0.97
+    # The warmup settles the step size where the mean acceptance is the target (0.8); Stan-style dual
+    # averaging alone kept it at 0.93 here (NumPyro 0.928). 4000 correlated statistics: +-0.02.
+    assert abs(stats["acceptance_rate"].mean() - 0.8) < 0.05
 
 
 def test_constrained_draws_and_dense_mass():
@@ -70,19 +70,21 @@ def test_hmc_matches_conjugate_posterior(normal_data):
 
 
 def test_hmc_jitter_breaks_resonance():
-    # With the adapted step (~0.8), 16 leapfrog steps are close to a multiple of the standard normal's
-    # half period, so a fixed-length HMC nearly returns where it started; jittered lengths mix.
+    # 16 leapfrog steps of 2 pi / 16 (no warmup, unit metric) span one full period of the standard
+    # normal's dynamics: a fixed-length HMC returns (almost) where it started; jittered lengths mix.
     def narrow():
         numpyro.sample("x", dist.Normal(0.0, 1.0).expand([3]))
 
     ess_of = {}
     for jitter in (False, True):
-        post = bk.fit(narrow, engine=bk.HMC(chains=2, warmup=300, draws=500, num_steps=16, jitter=jitter,
-                                            progress=False), seed=0)
+        engine = bk.HMC(chains=2, warmup=0, draws=500, num_steps=16, jitter=jitter, initial_step_size=2 * np.pi / 16,
+                        progress=False)
+        post = bk.fit(narrow, engine=engine, seed=0)
         ess_of[jitter] = float(np.min(ess(post)["x"]))
-        assert abs(post.draws["x"].mean()) < 0.3
-    # measured (seed 0): min ESS 85 without jitter, 855 with; a 3x margin is far from both
-    assert ess_of[True] > 300 and ess_of[True] > 3 * ess_of[False]
+        if jitter:
+            assert abs(post.draws["x"].mean()) < 0.3
+    # measured (seed 0): see the numbers in the assertion message; a 3x margin is far from both
+    assert ess_of[True] > 300 and ess_of[True] > 3 * ess_of[False], ess_of
 
 
 def test_same_seed_same_draws(normal_data):

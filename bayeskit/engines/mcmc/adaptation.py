@@ -37,9 +37,9 @@ import numpy as np
 EARLY_FRACTION = 0.3  # gradient-based metric: fraction of warmup with frequent switches
 EARLY_SWITCH = 10  # ... every this many draws
 LATE_SWITCH = 80  # then every this many
-FINAL_FRACTION = 0.15  # last part of warmup: metric fixed, step size only
-MEASURE_FRACTION = 0.05  # its end: step size frozen, acceptance measured, then corrected once
-MAX_CORRECTION = 2.0  # the correction moves the step size by at most this factor either way
+FINAL_FRACTION = 0.2  # last part of warmup: metric fixed, step size only
+SETTLE_FRACTION = 0.05  # its end: two windows this long where the step size settles with a small gain
+SETTLE_GAIN = 0.1  # gain of that stochastic approximation on log step size
 
 # dual averaging (Hoffman & Gelman 2014; Stan's constants)
 DA_T0, DA_GAMMA, DA_KAPPA = 10.0, 0.05, 0.75
@@ -51,29 +51,31 @@ CLIP = 1e-10  # bounds of the gradient-based diagonal's entries, relative: [CLIP
 
 
 class Schedule(NamedTuple):
-    """Per transition (warmup and sampling): adapting at all, metric moments collected, metric switch
-    after it, step size frozen at its dual-averaging average after it, acceptance measured at that
-    frozen step size, and the last warmup transition (the step size corrected to the target)."""
+    """Per transition (warmup and sampling): adapting at all; metric moments collected; metric switch
+    after it; step size frozen at its dual-averaging average after it; acceptance measured for
+    window 1 or 2 (0: neither: see `update`); the kept step size set after it (``correct == 2``)."""
 
     adapting: np.ndarray
     collect: np.ndarray
     switch: np.ndarray
     freeze: np.ndarray
     measure: np.ndarray
-    final: np.ndarray
+    correct: np.ndarray
 
 
 def schedule(metric: str, warmup: int, draws: int) -> Schedule:
     total = warmup + draws
     adapting = np.arange(total) < warmup
-    collect, switch, freeze, measure, final = (np.zeros(total, bool) for _ in range(5))
+    collect, switch, freeze = (np.zeros(total, bool) for _ in range(3))
+    measure, correct = np.zeros(total, np.int32), np.zeros(total, np.int32)
     if warmup == 0:
-        return Schedule(adapting, collect, switch, freeze, measure, final)
-    final[warmup - 1] = True
-    span = int(MEASURE_FRACTION * warmup)
-    if warmup >= 20 and span >= 10:
-        freeze[warmup - span - 1] = True
-        measure[warmup - span:warmup] = True
+        return Schedule(adapting, collect, switch, freeze, measure, correct)
+    span = int(SETTLE_FRACTION * warmup)
+    if warmup >= 100 and span >= 10:
+        freeze[warmup - 2 * span - 1] = True
+        measure[warmup - 2 * span:warmup - span] = 1
+        measure[warmup - span:warmup] = 2
+        correct[warmup - 1] = 2
     else:  # too short to measure: keep the dual-averaging average (Stan)
         freeze[warmup - 1] = True
     ends = _gradient_windows(warmup) if metric == "diag" else _stan_windows(warmup)
@@ -82,7 +84,7 @@ def schedule(metric: str, warmup: int, draws: int) -> Schedule:
         if metric != "diag":  # Stan collects from the end of its initial buffer
             collect[_stan_init_buffer(warmup): ends[-1] + 1] = True
         switch[ends] = True
-    return Schedule(adapting, collect, switch, freeze, measure, final)
+    return Schedule(adapting, collect, switch, freeze, measure, correct)
 
 
 def _gradient_windows(warmup: int) -> list[int]:
@@ -207,8 +209,8 @@ class AdaptationState(NamedTuple):
     da: DualAveraging
     window: Moments  # draws of the current window
     previous: Moments  # draws of the previous window (the gradient metric estimates from both)
-    accept_sum: jax.Array  # acceptance statistics measured at the frozen step size
-    accept_n: jax.Array
+    log_step_sum: jax.Array  # log step sizes of settling window 2, summed
+    settle_n: jax.Array
 
 
 def initial_inverse_mass_matrix(metric: str, grad):
@@ -233,11 +235,14 @@ def init(metric: str, grad, step_size) -> AdaptationState:
 def update(metric: str, target: float, state: AdaptationState, acceptance, position, grad, sched):
     """After one warmup transition: returns ``(state, switched)``; `switched` asks the driver to
     re-find the step size for the new metric (then `restart`)."""
-    adapting, collect, switch, freeze, measure, final = sched
+    adapting, collect, switch, freeze, measure, correct = sched
     dense = metric == "dense"
-    da = jax.tree.map(lambda n, o: jnp.where(measure, o, n), _da_update(state.da, acceptance, target), state.da)
-    accept_sum = state.accept_sum + jnp.where(measure, acceptance, 0.0)
-    accept_n = state.accept_n + measure
+    measuring = measure > 0
+    da = jax.tree.map(lambda n, o: jnp.where(measuring, o, n), _da_update(state.da, acceptance, target), state.da)
+    # settling: log eps += gain (acceptance - target), a Robbins-Monro step with a small constant gain
+    settled = jnp.log(state.step_size) + SETTLE_GAIN * (acceptance - target)
+    log_step_sum = state.log_step_sum + jnp.where(measure == 2, settled, 0.0)
+    settle_n = state.settle_n + (measure == 2)
     window = _moments_add(state.window, position, grad, dense)
     window = jax.tree.map(lambda n, o: jnp.where(collect, n, o), window, state.window)
 
@@ -248,27 +253,12 @@ def update(metric: str, target: float, state: AdaptationState, acceptance, posit
     previous = jax.tree.map(lambda w, p: jnp.where(switched, w, p), window, state.previous)
     window = jax.tree.map(lambda e, w: jnp.where(switched, e, w), empty, window)
 
-    step_size = jnp.where(measure, state.step_size, jnp.exp(da.log_step))
+    step_size = jnp.where(measuring, jnp.exp(settled), jnp.exp(da.log_step))
     step_size = jnp.where(freeze, jnp.exp(da.log_step_avg), step_size)
-    measured = accept_sum / jnp.maximum(accept_n, 1)
-    step_size = jnp.where(final & (accept_n > 0), step_size * _correction(measured, target), step_size)
-    new = AdaptationState(step_size, imm, da, window, previous, accept_sum, accept_n)
+    step_size = jnp.where(correct == 2, jnp.exp(log_step_sum / jnp.maximum(settle_n, 1)), step_size)
+    new = AdaptationState(step_size, imm, da, window, previous, log_step_sum, settle_n)
     new = jax.tree.map(lambda n, o: jnp.where(adapting, n, o), new, state)
     return new, switched
-
-
-def _correction(measured, target):
-    """Step-size factor that moves a measured mean acceptance to the target.
-
-    For HMC the energy error of a trajectory grows like eps**2 times a constant c and the mean
-    acceptance is about 2 Phi(-c eps**2) (Beskos et al. 2013; NUTS averages such terms), so
-    ``eps_new = eps * sqrt(Phi^-1(target / 2) / Phi^-1(measured / 2))``; bounded by `MAX_CORRECTION`.
-    """
-    from jax.scipy.special import ndtri
-
-    measured = jnp.clip(measured, 1e-3, 1 - 1e-6)
-    factor = jnp.sqrt(ndtri(target / 2) / ndtri(measured / 2))
-    return jnp.clip(jnp.where(jnp.isfinite(factor), factor, 1.0), 1 / MAX_CORRECTION, MAX_CORRECTION)
 
 
 def restart(state: AdaptationState, step_size) -> AdaptationState:

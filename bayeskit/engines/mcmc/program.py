@@ -137,7 +137,10 @@ def _build(model, spec, engine, init_strategy) -> Program:
         def one(chain, key, k):
             key_step, key_tree = jax.random.split(jax.random.fold_in(key, k))
             adapt = adaptation.init(metric, chain[2], jnp.asarray(engine.initial_step_size, dtype))
-            if engine.warmup > 0:
+            if engine.warmup == 0:  # no adaptation: the unit metric and the given step size
+                adapt = adapt._replace(inverse_mass_matrix=adaptation.initial_inverse_mass_matrix(
+                    "dense" if metric == "dense" else "diag_welford", chain[2]))
+            else:
                 eps = find_step_size(value_and_grad, key_step, chain, adapt.inverse_mass_matrix, adapt.step_size)
                 adapt = adaptation.restart(adapt, eps)
             tree = kernel.begin(key_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
