@@ -4,7 +4,8 @@ A transition is three pure per-chain functions, so a driver can run many chains 
 over leapfrog steps in which every chain is always busy (`program`): a chain whose trajectory
 ends records its draw and starts its next transition while the others go on.
 
-* ``begin(key, state, step_size, imm) -> tree``: draw the momentum, set up the trajectory;
+* ``begin(seed, state, step_size, imm) -> tree``: draw the momentum, set up the trajectory
+  (``seed``: uint32[2], one per chain and transition, from `transition_seed`);
 * ``step(tree, step_size, imm) -> tree``: one leapfrog step and its bookkeeping;
 * ``finish(tree) -> (state, stats)``: the new state and the transition's statistics
   (``tree.done`` says when).
@@ -21,9 +22,11 @@ is ours, and it is what the time per gradient is made of on small models (issue 
   ``cond``;
 * the block U-turn checks as one vector operation over ``max_depth`` checkpoint slots (slot ``k``
   holds the momentum and running momentum sum where the current block of ``2**k`` leaves began);
-* uniforms from a counter hash of the transition's key (Murmur3's 32-bit mixer) rather than a
-  threefry call per step. The momentum is drawn with ``jax.random``; the uniforms only choose
-  between states, where 24 bits are far finer than any probability involved.
+* random numbers from a counter hash (Murmur3's 32-bit finaliser over the chain's key, the
+  transition's index and a counter) rather than threefry: a few integer operations per number,
+  which XLA:CPU compiles in a fraction of threefry's time (threefry made up a second of each
+  sampler's compile) and runs in nanoseconds. Uniforms carry 53 bits in float64 (24 in float32);
+  normals come from Box-Muller.
 
 States are BlackJAX's `HMCState` (position, logdensity, logdensity_grad).
 """
@@ -58,12 +61,16 @@ def kinetic(imm, p):
     return 0.5 * jnp.sum(p * velocity(imm, p), axis=-1)
 
 
-def sample_momentum(key, imm, dtype):
-    """p ~ N(0, M) with M = imm^-1."""
+def sample_momentum(seed, imm, dtype):
+    """p ~ N(0, M) with M = imm^-1, from a uint32[2] seed (hash counters 0 .. 4 dim)."""
+    return sample_momentum_from(hash_normal(seed, imm.shape[0], dtype), imm)
+
+
+def sample_momentum_from(z, imm):
+    """N(0, M) from standard normals z."""
     if imm.ndim == 1:
-        return jax.random.normal(key, imm.shape, dtype) * jax.lax.rsqrt(imm)
+        return z * jax.lax.rsqrt(imm)
     chol = jnp.linalg.cholesky(imm)  # imm = L L'  =>  p = L'^-1 z has covariance M
-    z = jax.random.normal(key, imm.shape[:1], dtype)
     return jax.scipy.linalg.solve_triangular(chol, z, trans="T", lower=True)
 
 
@@ -87,10 +94,38 @@ def _mix32(x):
     return x ^ (x >> 16)
 
 
+_GOLDEN = np.uint32(0x9E3779B9)
+
+
+def hash_bits(seed, counter):
+    """32 random bits from a uint32[2] seed and an integer counter (any shape)."""
+    counter = jnp.asarray(counter).astype(jnp.uint32)
+    return _mix32(seed[0] ^ _mix32(seed[1] + counter * _GOLDEN))
+
+
+def transition_seed(key, k, stream=0):
+    """uint32[2] seed of transition `k` of the chain with key `key` (uint32[2]); `stream` separates
+    the uses of one transition (the trajectory, the step-size search)."""
+    k = jnp.asarray(k).astype(jnp.uint32)
+    a = _mix32(key[0] ^ _mix32(key[1] + k * _GOLDEN + np.uint32(stream) * np.uint32(0x85EBCA6B)))
+    return jnp.stack([a, _mix32(a ^ key[1] ^ np.uint32(0xC2B2AE35 + stream))])
+
+
 def hash_uniform(seed, counter, dtype):
-    """U(0, 1), never 0 or 1, from a uint32[2] seed and an integer counter."""
-    h = _mix32(seed[0] ^ _mix32(seed[1] + counter.astype(jnp.uint32) * np.uint32(0x9E3779B9)))
-    return ((h >> 8).astype(dtype) + 0.5) * (2.0**-24)
+    """U(0, 1), never 0 or 1: 53 random bits in float64, 24 in float32."""
+    counter = jnp.asarray(counter).astype(jnp.uint32)
+    if jnp.dtype(dtype) == jnp.float64:
+        hi = (hash_bits(seed, 2 * counter) >> 5).astype(dtype)  # 27 bits
+        lo = (hash_bits(seed, 2 * counter + 1) >> 6).astype(dtype)  # 26 bits
+        return (hi * 2.0**26 + lo + 0.5) * 2.0**-53
+    return ((hash_bits(seed, counter) >> 8).astype(dtype) + 0.5) * 2.0**-24
+
+
+def hash_normal(seed, n, dtype, offset=0):
+    """n standard normals (Box-Muller on counters offset .. offset + 2n)."""
+    i = offset + 2 * jnp.arange(n, dtype=jnp.uint32)
+    u1, u2 = hash_uniform(seed, i, dtype), hash_uniform(seed, i + 1, dtype)
+    return jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos((2 * np.pi) * u2)
 
 
 def _energy_weight(h0, energy):
@@ -117,7 +152,7 @@ def _turning(imm, p_left, p_right, rho):
 
 class NUTSTree(NamedTuple):
     h0: jax.Array
-    seed: jax.Array  # uint32[3]: two words for the uniforms, one of direction bits
+    seed: jax.Array  # uint32[2]: counters from 4 dim + 4 on are the trajectory's (the momentum used those below)
     left: tuple  # (position, momentum, logdensity, gradient) at the trajectory's ends
     right: tuple
     proposal: tuple  # (position, logdensity, gradient, energy)
@@ -141,11 +176,10 @@ def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
     levels = np.arange(max_depth)
     block = 2**levels
 
-    def begin(key, state, step_size, imm):
+    def begin(seed, state, step_size, imm):
         q0, logp0, g0 = state
         dtype = q0.dtype
-        key_momentum, key_bits = jax.random.split(key)
-        p0 = sample_momentum(key_momentum, imm, dtype)
+        p0 = sample_momentum(seed, imm, dtype)  # counters 0 .. 4 dim: the trajectory's start after
         h0 = -logp0 + kinetic(imm, p0)
         edge = (q0, p0, logp0, g0)
         proposal = (q0, logp0, g0, h0)
@@ -154,14 +188,15 @@ def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
         i32 = jnp.zeros((), jnp.int32)
         false = jnp.zeros((), bool)
         return NUTSTree(
-            h0, jax.random.bits(key_bits, (3,), jnp.uint32), edge, edge, proposal, jnp.zeros((), dtype), p0,
+            h0, seed, edge, edge, proposal, jnp.zeros((), dtype), p0,
             proposal, jnp.full((), -jnp.inf, dtype), zero, checkpoints, checkpoints,
             i32, i32, i32, jnp.zeros((), dtype), false, false,
         )
 
     def step(t: NUTSTree, step_size, imm) -> NUTSTree:
         dtype = t.h0.dtype
-        forward = ((t.seed[2] >> t.depth.astype(jnp.uint32)) & 1) == 1
+        base = 4 * t.ck_momentum.shape[-1] + 4  # past the momentum's counters
+        forward = ((hash_bits(t.seed, base) >> t.depth.astype(jnp.uint32)) & 1) == 1
         q, p, _, g = _where(forward, t.right, t.left)
         q, p, logp, g = leapfrog(value_and_grad, q, p, g, jnp.where(forward, step_size, -step_size), imm)
         energy = -logp + kinetic(imm, p)
@@ -171,7 +206,7 @@ def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
 
         # multinomial sampling inside the subtree
         sub_log_weight = jnp.logaddexp(t.sub_log_weight, log_w)
-        take = jnp.log(hash_uniform(t.seed, 2 * t.steps, dtype)) < log_w - sub_log_weight
+        take = jnp.log(hash_uniform(t.seed, base + 1 + 2 * t.steps, dtype)) < log_w - sub_log_weight
         sub_proposal = _where(take, (q, logp, g, energy), t.sub_proposal)
 
         # U-turns of the balanced blocks of this subtree that end at this leaf (sizes 2 .. 2**depth)
@@ -185,7 +220,7 @@ def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
         # a finished subtree: merge it if valid, then check the whole trajectory
         sub_done = (t.leaf + 1 == 2**t.depth) | diverging | sub_turning
         valid = sub_done & ~diverging & ~sub_turning
-        u = hash_uniform(t.seed, 2 * t.steps + 1, dtype)
+        u = hash_uniform(t.seed, base + 2 + 2 * t.steps, dtype)
         accept_sub = valid & (jnp.log(u) < sub_log_weight - t.log_weight)
         rho = jnp.where(valid, t.rho + sub_rho, t.rho)
         turning = valid & _turning(imm, left[1], right[1], rho)
@@ -241,16 +276,16 @@ def hmc(logdensity_fn, num_steps: int, jitter: bool) -> LaneKernel:
     value_and_grad = jax.value_and_grad(logdensity_fn)
     low, high = (num_steps + 1) // 2, (3 * num_steps) // 2
 
-    def begin(key, state, step_size, imm):
+    def begin(seed, state, step_size, imm):
         q0, logp0, g0 = state
-        key_momentum, key_u, key_n = jax.random.split(key, 3)
-        p0 = sample_momentum(key_momentum, imm, q0.dtype)
-        length = jax.random.randint(key_n, (), low, high + 1) if jitter else jnp.asarray(num_steps)
+        p0 = sample_momentum(seed, imm, q0.dtype)
+        base = 4 * q0.shape[0] + 4  # past the momentum's counters
+        length = low + (hash_bits(seed, base) % np.uint32(high - low + 1)).astype(jnp.int32) if jitter else num_steps
         h0 = -logp0 + kinetic(imm, p0)
         false = jnp.zeros((), bool)
         return HMCTrajectory(
-            h0, (q0, logp0, g0), (q0, p0, logp0, g0), h0, jax.random.uniform(key_u, (), q0.dtype),
-            length.astype(jnp.int32), jnp.zeros((), jnp.int32), false, false,
+            h0, (q0, logp0, g0), (q0, p0, logp0, g0), h0, hash_uniform(seed, base + 1, q0.dtype),
+            jnp.asarray(length, jnp.int32), jnp.zeros((), jnp.int32), false, false,
         )
 
     def step(t: HMCTrajectory, step_size, imm) -> HMCTrajectory:

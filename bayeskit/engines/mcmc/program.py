@@ -33,7 +33,7 @@ from ...core.loop import chunk_length
 from ...core.model import latent_values
 from . import adaptation
 from .hmc import INIT_BATCH
-from .kernels import kinetic, leapfrog, sample_momentum
+from .kernels import hash_normal, kinetic, leapfrog, sample_momentum_from, transition_seed
 
 STEP_SEARCH_LIMIT = 60  # doublings or halvings of the step-size search (2**60: any scale)
 
@@ -46,6 +46,7 @@ class Lanes(NamedTuple):
     tree: Any  # the transition in progress
     k: jax.Array  # its index (warmup and sampling counted together)
     key: jax.Array  # the chain's key (uint32[2])
+    search: jax.Array  # find a step size for the metric before this transition (Stan's heuristic)
 
 
 @dataclasses.dataclass
@@ -129,22 +130,18 @@ def _build(model, spec, engine, init_strategy) -> Program:
         return jax.vmap(one)(chain_keys, uniforms)
 
     def prime(chain, keys, k, arrays):
-        """Lanes at transition `k` from draws `chain`: a fresh adaptation, a step size found for its
-        first metric, and the first trajectory begun."""
-        value_and_grad = jax.value_and_grad(logdensity_fn(arrays))
+        """Lanes at transition `k` from draws `chain`: a fresh adaptation and the first trajectory
+        begun; the first chunk finds the step size (`chunk` holds the one copy of that search,
+        as XLA compiles every call of the model's gradient separately)."""
         kernel = engine.lane_kernel(logdensity_fn(arrays))
 
         def one(chain, key, k):
-            key_step, key_tree = jax.random.split(jax.random.fold_in(key, k))
             adapt = adaptation.init(metric, chain[2], jnp.asarray(engine.initial_step_size, dtype))
             if engine.warmup == 0:  # no adaptation: the unit metric and the given step size
                 adapt = adapt._replace(inverse_mass_matrix=adaptation.initial_inverse_mass_matrix(
                     "dense" if metric == "dense" else "diag_welford", chain[2]))
-            else:
-                eps = find_step_size(value_and_grad, key_step, chain, adapt.inverse_mass_matrix, adapt.step_size)
-                adapt = adaptation.restart(adapt, eps)
-            tree = kernel.begin(key_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
-            return Lanes(chain, adapt, tree, k, key)
+            tree = kernel.begin(transition_seed(key, k), chain, adapt.step_size, adapt.inverse_mass_matrix)
+            return Lanes(chain, adapt, tree, k, key, jnp.asarray(engine.warmup > 0))
 
         return jax.vmap(one)(chain, keys, k)
 
@@ -176,8 +173,21 @@ def _build(model, spec, engine, init_strategy) -> Program:
             move = running(lanes) & ~lanes.tree.done
             return lanes._replace(tree=_select(move, stepped, lanes.tree)), buffers
 
+        def search(lanes):
+            now = lanes.search & running(lanes)
+            seeds = jax.vmap(functools.partial(transition_seed, stream=1))(lanes.key, lanes.k)
+            eps = jax.vmap(functools.partial(find_step_size, value_and_grad))(
+                seeds, lanes.chain, lanes.adapt.inverse_mass_matrix, lanes.adapt.step_size
+            )
+            adapt = _select(now, jax.vmap(adaptation.restart)(lanes.adapt, eps), lanes.adapt)
+            return lanes._replace(adapt=adapt, search=lanes.search & ~now)
+
         def outer_body(carry):
-            lanes, (positions, stats_buf) = jax.lax.while_loop(inner_cond, inner_body, carry)
+            lanes, buffers = carry
+            # a new metric (or a fresh chain): the step size found before the trajectory that uses
+            # it; `begin` did not depend on it
+            lanes = jax.lax.cond(jnp.any(lanes.search & running(lanes)), search, lambda x: x, lanes)
+            lanes, (positions, stats_buf) = jax.lax.while_loop(inner_cond, inner_body, (lanes, buffers))
             ended = running(lanes) & lanes.tree.done
             chain, stats = jax.vmap(kernel.finish)(lanes.tree)
             chain = _select(ended, chain, lanes.chain)
@@ -190,20 +200,11 @@ def _build(model, spec, engine, init_strategy) -> Program:
             adapt, switched = jax.vmap(functools.partial(adaptation.update, metric, target))(
                 lanes.adapt, stats["acceptance_rate"], chain[0], chain[2], tuple(s[at] for s in sched)
             )
-            keys = jax.vmap(jax.random.fold_in)(lanes.key, lanes.k + 1)
-            key_step, key_tree = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
-            switched = switched & ended
-
-            def refind(adapt):
-                eps = jax.vmap(functools.partial(find_step_size, value_and_grad))(
-                    key_step, chain, adapt.inverse_mass_matrix, adapt.step_size
-                )
-                return _select(switched, jax.vmap(adaptation.restart)(adapt, eps), adapt)
-
-            adapt = jax.lax.cond(jnp.any(switched), refind, lambda a: a, adapt)
+            seed_tree = jax.vmap(transition_seed)(lanes.key, lanes.k + 1)
             adapt = _select(ended, adapt, lanes.adapt)
-            tree = jax.vmap(kernel.begin)(key_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
-            lanes = Lanes(chain, adapt, _select(ended, tree, lanes.tree), lanes.k + ended, lanes.key)
+            tree = jax.vmap(kernel.begin)(seed_tree, chain, adapt.step_size, adapt.inverse_mass_matrix)
+            lanes = Lanes(chain, adapt, _select(ended, tree, lanes.tree), lanes.k + ended, lanes.key,
+                          lanes.search | (switched & ended))
             return lanes, (positions, stats_buf)
 
         lanes, (positions, stats) = jax.lax.while_loop(
@@ -225,14 +226,15 @@ def _build(model, spec, engine, init_strategy) -> Program:
     )
 
 
-def find_step_size(value_and_grad, key, chain, imm, step_size):
+def find_step_size(value_and_grad, seed, chain, imm, step_size):
     """Stan's heuristic: double or halve the step size until one leapfrog step's acceptance
     probability crosses 0.8 (a fresh momentum each try)."""
     q, logp, g = chain
     log_target = jnp.log(0.8)
 
     def log_accept(eps, i):
-        p = sample_momentum(jax.random.fold_in(key, i), imm, q.dtype)
+        p = hash_normal(seed, q.shape[0], q.dtype, offset=4 * q.shape[0] * i)
+        p = sample_momentum_from(p, imm)
         q1, p1, logp1, _ = leapfrog(value_and_grad, q, p, g, eps, imm)
         delta = (-logp + kinetic(imm, p)) - (-logp1 + kinetic(imm, p1))
         return jnp.where(jnp.isnan(delta), -jnp.inf, delta)
