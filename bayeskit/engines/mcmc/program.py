@@ -152,11 +152,9 @@ def _build(model, spec, engine, init_strategy) -> Program:
         size = lanes.k.shape[0]
         L = chunk_len
         stat_shapes = jax.eval_shape(lambda t: kernel.finish(t)[1], jax.tree.map(lambda a: a[0], lanes.tree))
-        buffers = (
-            jnp.zeros((size, L, dim), dtype),
-            {n: jnp.zeros((size, L), s.dtype) for n, s in stat_shapes.items()}
-            | {"step_size": jnp.zeros((size, L), dtype), "lp": jnp.zeros((size, L), dtype)},
-        )
+        stat_dtypes = {n: sh.dtype for n, sh in stat_shapes.items()} | {"step_size": dtype, "lp": dtype}
+        # one buffer for the draws and one for all statistics (as floats): two scatters per transition
+        buffers = (jnp.zeros((size, L, dim), dtype), jnp.zeros((size, L, len(stat_dtypes)), dtype))
         rows = jnp.arange(size)
 
         def running(lanes):
@@ -194,7 +192,8 @@ def _build(model, spec, engine, init_strategy) -> Program:
             stats = stats | {"step_size": lanes.adapt.step_size, "lp": chain[1]}
             slot = jnp.where(ended, lanes.k - k0, L)  # L: out of range, dropped
             positions = positions.at[rows, slot].set(chain[0], mode="drop")
-            stats_buf = {n: b.at[rows, slot].set(stats[n], mode="drop") for n, b in stats_buf.items()}
+            packed = jnp.stack([stats[n].astype(dtype) for n in stat_dtypes], axis=-1)
+            stats_buf = stats_buf.at[rows, slot].set(packed, mode="drop")
 
             at = jnp.minimum(lanes.k, sched[0].shape[0] - 1)
             adapt, switched = jax.vmap(functools.partial(adaptation.update, metric, target))(
@@ -212,6 +211,7 @@ def _build(model, spec, engine, init_strategy) -> Program:
         )
         constrain = functools.partial(constrain_fn, fn, (), kwargs(arrays), return_deterministic=True)
         values = jax.vmap(jax.vmap(lambda x: constrain(unravel(x))))(positions)
+        stats = {n: _unpack(stats[..., i], t) for i, (n, t) in enumerate(stat_dtypes.items())}
         return lanes, (values, stats)
 
     chunk_len = chunk_length(engine.warmup + engine.draws)
@@ -253,6 +253,14 @@ def find_step_size(value_and_grad, seed, chain, imm, step_size):
 
     _, eps, _ = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), step_size, jnp.zeros((), bool)))
     return eps
+
+
+def _unpack(column, dtype):
+    if dtype == jnp.bool_:
+        return column > 0.5
+    if jnp.issubdtype(dtype, jnp.integer):
+        return jnp.round(column).astype(dtype)
+    return column.astype(dtype)
 
 
 def _select(pred, new, old):
