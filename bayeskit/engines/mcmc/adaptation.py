@@ -233,8 +233,8 @@ def init(metric: str, grad, step_size) -> AdaptationState:
 
 
 def update(metric: str, target: float, state: AdaptationState, acceptance, position, grad, sched):
-    """After one warmup transition: returns ``(state, switched)``; `switched` asks the driver to
-    re-find the step size for the new metric (then `restart`)."""
+    """After one warmup transition: step size and metric moments. Returns ``(state, switch)``;
+    where `switch` is set the driver calls `switch_metric` (and then re-finds the step size)."""
     adapting, collect, switch, freeze, measure, correct = sched
     dense = metric == "dense"
     measuring = measure > 0
@@ -246,19 +246,21 @@ def update(metric: str, target: float, state: AdaptationState, acceptance, posit
     window = _moments_add(state.window, position, grad, dense)
     window = jax.tree.map(lambda n, o: jnp.where(collect, n, o), window, state.window)
 
-    switched = adapting & switch
-    source = _merge(state.previous, window) if metric == "diag" else window
-    imm = jnp.where(switched, _estimate(metric, source, state.inverse_mass_matrix), state.inverse_mass_matrix)
-    empty = _moments_init(position.shape[0], dense, position.dtype)
-    previous = jax.tree.map(lambda w, p: jnp.where(switched, w, p), window, state.previous)
-    window = jax.tree.map(lambda e, w: jnp.where(switched, e, w), empty, window)
-
     step_size = jnp.where(measuring, jnp.exp(settled), jnp.exp(da.log_step))
     step_size = jnp.where(freeze, jnp.exp(da.log_step_avg), step_size)
     step_size = jnp.where(correct == 2, jnp.exp(log_step_sum / jnp.maximum(settle_n, 1)), step_size)
-    new = AdaptationState(step_size, imm, da, window, previous, log_step_sum, settle_n)
+    new = state._replace(step_size=step_size, da=da, window=window, log_step_sum=log_step_sum, settle_n=settle_n)
     new = jax.tree.map(lambda n, o: jnp.where(adapting, n, o), new, state)
-    return new, switched
+    return new, adapting & switch
+
+
+def switch_metric(metric: str, state: AdaptationState) -> AdaptationState:
+    """End of a metric window: the new inverse mass matrix, and the windows move on (the gradient
+    metric estimates from the last two windows, Stan's from the last one)."""
+    source = _merge(state.previous, state.window) if metric == "diag" else state.window
+    imm = _estimate(metric, source, state.inverse_mass_matrix)
+    empty = _moments_init(state.window.mean_x.shape[0], metric == "dense", state.window.mean_x.dtype)
+    return state._replace(inverse_mass_matrix=imm, previous=state.window, window=empty)
 
 
 def restart(state: AdaptationState, step_size) -> AdaptationState:

@@ -218,9 +218,11 @@ class _Runner:
         lanes = [self._prime(tuple(a[g.chains] for a in chain), g, np.zeros(len(g.chains), np.int32))
                  for g in self.groups]
 
+        # the schedule and the data go to each group's device once, not at every chunk
+        placed = [(_on(g.device, program.schedule), _on(g.device, self.spec.arrays)) for g in self.groups]
+
         def advance(lanes, start, stop):
-            args = [(lanes[i], np.int32(start), np.int32(stop), _on(g.device, program.schedule),
-                     _on(g.device, self.spec.arrays)) for i, g in enumerate(self.groups)]
+            args = [(lanes[i], np.int32(start), np.int32(stop), *placed[i]) for i in range(len(self.groups))]
             # Compiled here, one group at a time: tracing runs NumPyro's handler stack, a global
             # that two threads tracing at once would interleave. The threads only execute.
             compiled = [program.compiled_chunk(a) for a in args]

@@ -196,8 +196,20 @@ def _build(model, spec, engine, init_strategy) -> Program:
             stats_buf = stats_buf.at[rows, slot].set(packed, mode="drop")
 
             at = jnp.minimum(lanes.k, sched[0].shape[0] - 1)
-            adapt, switched = jax.vmap(functools.partial(adaptation.update, metric, target))(
-                lanes.adapt, stats["acceptance_rate"], chain[0], chain[2], tuple(s[at] for s in sched)
+            adapting = ended & sched[0][at]
+
+            def adapt_lanes(adapt):
+                # only warmup transitions get here (a cond, not a select: sampling skips it all)
+                adapt, switched = jax.vmap(functools.partial(adaptation.update, metric, target))(
+                    adapt, stats["acceptance_rate"], chain[0], chain[2], tuple(s[at] for s in sched)
+                )
+                switched = switched & ended
+                switch = jax.vmap(functools.partial(adaptation.switch_metric, metric))
+                adapt = jax.lax.cond(jnp.any(switched), lambda a: _select(switched, switch(a), a), lambda a: a, adapt)
+                return adapt, switched
+
+            adapt, switched = jax.lax.cond(
+                jnp.any(adapting), adapt_lanes, lambda a: (a, jnp.zeros_like(ended)), lanes.adapt
             )
             seed_tree = jax.vmap(transition_seed)(lanes.key, lanes.k + 1)
             adapt = _select(ended, adapt, lanes.adapt)
