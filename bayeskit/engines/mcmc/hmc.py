@@ -173,15 +173,17 @@ class _HMCFamily(Engine):
         runner = _Runner(self, program, spec, _raw_keys(run_seq, self.chains), restart_seq, strategy)
         return runner.run(chain, model)
 
-    def _start(self, program, seq, model, spec, strategy, chains=None):
+    def _start(self, program, seq, model, spec, strategy, best=False):
         """Starting points (position, logdensity, gradient) per chain; chains without a valid
-        candidate retry with fresh draws (same program)."""
-        chains = self.chains if chains is None else chains
+        candidate retry with fresh draws (same program). With `best`, the most probable of each
+        batch of candidates (restarts)."""
+        chains = self.chains
 
         def attempt(seq):
             rng = np.random.default_rng(seq)
             uniforms = rng.random((chains, INIT_BATCH, program.dim))
-            state, found = program.start(_raw_keys(seq, chains), uniforms, spec.arrays, strategy.values)
+            state, found = program.start(_raw_keys(seq, chains), uniforms, spec.arrays, strategy.values,
+                                         np.asarray(best))
             return _host(state), np.asarray(found)
 
         retries = seq.spawn(INIT_TRIES // INIT_BATCH)
@@ -209,6 +211,7 @@ class _Runner:
         self.chain_keys, self.restart_seq, self.strategy = chain_keys, restart_seq, strategy
         self.groups = chain_groups(engine.chains, engine.cores)
         self.restarts = np.zeros(engine.chains, int)
+        self.stuck = np.zeros(0, int)
 
     def run(self, chain, model) -> DrawsPosterior:
         import jax
@@ -234,6 +237,8 @@ class _Runner:
             stats = {k: np.concatenate([o[1][k] for o in out])[:, :n] for k in out[0][1]}
             if stop <= warmup:
                 lanes = self._restart_stuck(lanes, stop, model)
+            if stop == warmup or (warmup == 0 and start == 0):
+                self.stuck = np.flatnonzero(self._stuck(lanes))  # adapted, and still stuck: say so
             keep = np.arange(start, stop) >= warmup
             return lanes, ((jax.tree.map(lambda a: a[:, keep], (values, stats))) if keep.any() else None)
 
@@ -261,19 +266,17 @@ class _Runner:
                                   _on(group.device, k), _on(group.device, self.spec.arrays))
 
     def _restart_stuck(self, lanes, done, model):
-        """Restart chains whose step size collapsed (see `stuck_chains`) from fresh starting points,
-        while enough warmup is left to adapt again."""
+        """Restart chains whose step size collapsed (see `stuck_chains`) from the most probable of
+        8 fresh candidates each (away from where the log density explodes), while enough warmup is
+        left to adapt again."""
         engine = self.engine
         if done > RESTART_BEFORE * engine.warmup:
             return lanes
-        step = np.concatenate([np.asarray(ln.adapt.step_size) for ln in lanes])
-        scale = np.concatenate([_metric_scale(np.asarray(ln.adapt.inverse_mass_matrix)) for ln in lanes])
-        position = np.concatenate([np.asarray(ln.chain[0]) for ln in lanes])
-        stuck = stuck_chains(step * scale, position) & (self.restarts < MAX_RESTARTS)
+        stuck = self._stuck(lanes) & (self.restarts < MAX_RESTARTS)
         if not stuck.any():
             return lanes
         seq = self.restart_seq.spawn(1)[0]
-        fresh = self.engine._start(self.program, seq, model, self.spec, self.strategy)
+        fresh = self.engine._start(self.program, seq, model, self.spec, self.strategy, best=True)
         self.restarts[stuck] += 1
         out = []
         for lane, g in zip(lanes, self.groups, strict=True):
@@ -285,6 +288,12 @@ class _Runner:
             out.append(_on(g.device, _select_host(mask, primed, lane)))
         return out
 
+    def _stuck(self, lanes) -> np.ndarray:
+        step = np.concatenate([np.asarray(ln.adapt.step_size) for ln in lanes])
+        scale = np.concatenate([_metric_scale(np.asarray(ln.adapt.inverse_mass_matrix)) for ln in lanes])
+        position = np.concatenate([np.asarray(ln.chain[0]) for ln in lanes])
+        return stuck_chains(step * scale, position)
+
     def _posterior(self, kept, model) -> DrawsPosterior:
         values = {k: np.concatenate([p[0][k] for p in kept], axis=1) for k in kept[0][0]}
         stats = {k: np.concatenate([p[1][k] for p in kept], axis=1) for k in kept[0][1]}
@@ -293,6 +302,14 @@ class _Runner:
                                         markov=True)
 
     def _warn_restarts(self):
+        if len(self.stuck):
+            warnings.warn(
+                f"chain(s) {', '.join(map(str, self.stuck))} ended warmup stuck: step size under {STUCK_RATIO:g} of "
+                "the median chain's, or too small to move the position; their draws barely move. Restarts (at most "
+                f"{MAX_RESTARTS} per chain, in the first half of warmup) did not help: check the model where they are, "
+                "or start them elsewhere (init=)",
+                ConvergenceWarning, stacklevel=4,
+            )
         if self.restarts.any():
             chains = np.flatnonzero(self.restarts)
             warnings.warn(

@@ -109,8 +109,10 @@ def _build(model, spec, engine, init_strategy) -> Program:
     metric, target = engine.metric, engine.target_accept
     candidates = _candidates_fn(fn, kwargs, init_strategy, dtype)
 
-    def start(chain_keys, uniforms, arrays, init_values):
-        """Per chain: the first of INIT_BATCH candidates with a finite log density and gradient.
+    def start(chain_keys, uniforms, arrays, init_values, best):
+        """Per chain: the first of INIT_BATCH candidates with a finite log density and gradient
+        (with `best`: the one of highest log density, for restarting a stuck chain away from
+        where the log density is explosive).
 
         ``uniforms`` (chains, INIT_BATCH, dim) are U(0, 1) draws made on the host: the default
         strategy needs nothing else, so this program has no random-number code to compile (XLA:CPU
@@ -124,7 +126,7 @@ def _build(model, spec, engine, init_strategy) -> Program:
             positions = candidates(key, u, arrays, init_values)
             values, grads = jax.vmap(value_and_grad)(positions)
             ok = jnp.isfinite(values) & jnp.all(jnp.isfinite(grads), axis=-1)
-            pick = jnp.argmax(ok)
+            pick = jnp.where(best, jnp.argmax(jnp.where(ok, values, -jnp.inf)), jnp.argmax(ok))
             return (positions[pick], values[pick], grads[pick]), ok[pick]
 
         return jax.vmap(one)(chain_keys, uniforms)
