@@ -45,3 +45,35 @@ class PeakRSS:
     @property
     def extra_mib(self) -> float:
         return (self.peak - self.baseline) / MIB
+
+
+def timed_numpyro_nuts(problem, args, seed, extra_fields=()):
+    """A fresh NumPyro ``MCMC(NUTS(model))`` run as a user writes it, timed from construction to the
+    samples on the host: ``(wall_s, peak_extra_mib, samples, extra_fields, warning messages)``.
+
+    ``args`` holds ``chains``, ``warmup``, ``draws`` and ``numpyro_chain_method``; samples and extra
+    fields are grouped by chain.
+    """
+    import time
+    import warnings
+
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            mcmc = MCMC(
+                NUTS(problem.model),
+                num_warmup=args.warmup,
+                num_samples=args.draws,
+                num_chains=args.chains,
+                chain_method=args.numpyro_chain_method,
+                progress_bar=False,
+            )
+            mcmc.run(jax.random.PRNGKey(seed), extra_fields=extra_fields, **problem.data)
+            samples = jax.device_get(jax.block_until_ready(mcmc.get_samples(group_by_chain=True)))
+            extra = jax.device_get(jax.block_until_ready(mcmc.get_extra_fields(group_by_chain=True)))
+            wall = time.perf_counter() - t0
+    return wall, mem.extra_mib, samples, extra, [str(w.message) for w in caught]

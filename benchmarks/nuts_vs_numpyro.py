@@ -43,14 +43,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
 from numpyro import handlers  # noqa: E402
-from numpyro.infer import MCMC, init_to_uniform  # noqa: E402
-from numpyro.infer import NUTS as NumPyroNUTS  # noqa: E402
+from numpyro.infer import init_to_uniform  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # ArviZ 0.2x "undergoing a refactor" notice
     import arviz as az
 
-from measure import PeakRSS  # noqa: E402  (benchmarks/measure.py)
+from measure import PeakRSS, timed_numpyro_nuts  # noqa: E402  (benchmarks/measure.py)
 
 import bayeskit as bk  # noqa: E402
 import bayeskit.core.cache  # noqa: E402, F401
@@ -114,25 +113,10 @@ def fit_bayeskit(problem, args, seed):
 
 
 def fit_numpyro(problem, args, seed):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            mcmc = MCMC(
-                NumPyroNUTS(problem.model),
-                num_warmup=args.warmup,
-                num_samples=args.draws,
-                num_chains=args.chains,
-                chain_method=args.numpyro_chain_method,
-                progress_bar=False,
-            )
-            mcmc.run(jax.random.PRNGKey(seed), **problem.data)
-            samples = jax.device_get(jax.block_until_ready(mcmc.get_samples(group_by_chain=True)))
-            diverging = jax.device_get(jax.block_until_ready(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
-            wall = time.perf_counter() - t0
+    wall, peak, samples, extra, caught = timed_numpyro_nuts(problem, args, seed)
     sites = latent_sites(problem.model, problem.data)
     samples = {k: samples[k] for k in sites}
-    return wall, mem.extra_mib, samples, sites, int(np.sum(diverging)), [str(w.message) for w in caught]
+    return wall, peak, samples, sites, int(np.sum(extra["diverging"])), caught
 
 
 FITTERS = {"bayeskit": fit_bayeskit, "numpyro": fit_numpyro}

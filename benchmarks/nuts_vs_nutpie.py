@@ -86,36 +86,19 @@ def fit_bayeskit(problem, args, seed, state):
 
 
 def fit_numpyro(problem, args, seed, state):
-    import jax
     import numpy as np
-    from measure import PeakRSS
-    from numpyro.infer import MCMC, NUTS
+    from measure import timed_numpyro_nuts
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            mcmc = MCMC(
-                NUTS(problem.model),
-                num_warmup=args.warmup,
-                num_samples=args.draws,
-                num_chains=args.chains,
-                chain_method=args.numpyro_chain_method,
-                progress_bar=False,
-            )
-            mcmc.run(jax.random.PRNGKey(seed), extra_fields=NUMPYRO_EXTRA_FIELDS, **problem.data)
-            samples = jax.device_get(jax.block_until_ready(mcmc.get_samples(group_by_chain=True)))
-            extra = jax.device_get(jax.block_until_ready(mcmc.get_extra_fields(group_by_chain=True)))
-            wall = time.perf_counter() - t0
+    wall, peak, samples, extra, caught = timed_numpyro_nuts(problem, args, seed, NUMPYRO_EXTRA_FIELDS)
     return {
         "wall_s": wall,
-        "peak_extra_rss_mib": mem.extra_mib,
+        "peak_extra_rss_mib": peak,
         "sites": None,  # the latent sites, from a traced run after the timing
         "samples": {k: np.asarray(v) for k, v in samples.items()},
         "accept": np.asarray(extra["accept_prob"]),
         "steps": np.asarray(extra["num_steps"]),
         "diverging": np.asarray(extra["diverging"]),
-        "warnings": [str(w.message) for w in caught],
+        "warnings": caught,
     }
 
 
