@@ -45,9 +45,9 @@ def test_realised_acceptance_hits_the_target(target):
     post = bk.fit(model, engine=bk.NUTS(chains=4, warmup=1000, draws=500, target_accept=target, progress=False),
                   seed=2)
     realised = post.sample_stats["acceptance_rate"].mean()
-    # Stan-style warmup realises 0.93-0.95 for 0.8 (issue 16). The correction aims at the target;
+    # Stan-style warmup realises 0.93-0.95 for 0.8 (issue 16). The settling aims at the target;
     # 2000 acceptance statistics (sd ~0.15 each, correlated) pin the mean to about +-0.01, and the
-    # correction's own error (its acceptance window, its eps^2 model) is a few hundredths.
+    # settling's own error (log eps fluctuates by ~0.05, averaged over 50 transitions) is a few hundredths.
     assert abs(realised - target) < 0.05, realised
 
 
@@ -59,16 +59,16 @@ def test_schedules():
     assert ends[-1] == 1000 - 200 - 1  # the last 20 % keeps its metric
     # dual averaging until 900, then 100 settling steps with a small gain; the kept step size averages the last 50
     assert np.flatnonzero(s.freeze).tolist() == [899]
-    assert np.flatnonzero(s.measure == 1).tolist() == list(range(900, 950))
-    assert np.flatnonzero(s.measure == 2).tolist() == list(range(950, 1000))
-    assert np.flatnonzero(s.correct).tolist() == [999] and not s.adapting[1000:].any()
+    assert np.flatnonzero(s.settle == 1).tolist() == list(range(900, 950))
+    assert np.flatnonzero(s.settle == 2).tolist() == list(range(950, 1000))
+    assert np.flatnonzero(s.final).tolist() == [999] and not s.adapting[1000:].any()
     # Stan: 75-draw initial buffer, windows of 25, 50, 100, 200, 500 (the last absorbs the rest), term 50
     stan = adaptation.schedule("dense", 1000, 0)
     assert np.flatnonzero(stan.switch).tolist() == [99, 149, 249, 449, 949]
     assert not stan.collect[:75].any() and stan.collect[75:950].all()
     # too short to adapt a metric
     short = adaptation.schedule("diag", 15, 5)
-    assert not short.switch.any() and short.freeze[14] and not short.measure.any()
+    assert not short.switch.any() and short.freeze[14] and not short.settle.any()
 
 
 def test_stuck_chains_rule():

@@ -4,7 +4,7 @@ Two metrics, one machinery. The warmup is cut into windows; during a window each
 its draws (and gradients) to running moments; at a window's end ("switch") the metric is
 re-estimated, the step size is re-found for the new metric and dual averaging restarts from it
 (Stan's procedure at each of its window ends). A last window keeps the metric fixed and adapts
-only the step size; sampling then uses that window's averaged step size.
+only the step size, and its end settles it (see below) for sampling.
 
 * ``metric="diag"`` (the default) — nutpie's gradient-based diagonal (Seyboldt et al.):
   ``M^-1 = sqrt(Var[x] / Var[grad log p])``, the diagonal minimising the Fisher divergence
@@ -17,13 +17,14 @@ only the step size; sampling then uses that window's averaged step size.
   or variance of the draws of doubling slow windows after a 75-draw initial buffer, with a
   50-draw terminal buffer.
 
-Why the step size is re-found and dual averaging restarts at each switch, and why the kept step
-size is that of a long last window (issue 16: Stan's and BlackJAX's warmup realise a mean
-acceptance of 0.93–0.95 for a 0.8 target): the acceptance rate is concave in log step size
-near the target, so averaging log step sizes that fluctuate around the target's level lands
-on a smaller step than the target's (Jensen). The fluctuations shrink like 1/sqrt(t) after a
-restart; a last window of ``FINAL_FRACTION`` of warmup (150 draws of 1000, Stan's is 50)
-lets them settle before the average that is kept.
+Why the step size settles after dual averaging (issue 16: Stan's and BlackJAX's warmup realise
+a mean acceptance of 0.93–0.95 for a 0.8 target): dual averaging's iterates fluctuate strongly
+in a short window (its gain is about 1/(gamma sqrt t)), and the acceptance rate is concave in log
+step size near the target, so their average is a step size whose acceptance is above the target
+(Jensen). The last window (``FINAL_FRACTION`` of warmup) therefore ends with two windows of
+``SETTLE_FRACTION``: from the dual-averaging average, ``log eps += SETTLE_GAIN (accept - target)``
+each transition, whose small gain keeps the fluctuations near 0.05; the step size kept for
+sampling is the mean log step size of the second window.
 """
 
 from __future__ import annotations
@@ -52,31 +53,31 @@ CLIP = 1e-10  # bounds of the gradient-based diagonal's entries, relative: [CLIP
 
 class Schedule(NamedTuple):
     """Per transition (warmup and sampling): adapting at all; metric moments collected; metric switch
-    after it; step size frozen at its dual-averaging average after it; acceptance measured for
-    window 1 or 2 (0: neither: see `update`); the kept step size set after it (``correct == 2``)."""
+    after it; step size frozen at its dual-averaging average after it; settling window 1 or 2 (0:
+    neither; see `update`); the kept step size set after it (the last warmup transition)."""
 
     adapting: np.ndarray
     collect: np.ndarray
     switch: np.ndarray
     freeze: np.ndarray
-    measure: np.ndarray
-    correct: np.ndarray
+    settle: np.ndarray
+    final: np.ndarray
 
 
 def schedule(metric: str, warmup: int, draws: int) -> Schedule:
     total = warmup + draws
     adapting = np.arange(total) < warmup
     collect, switch, freeze = (np.zeros(total, bool) for _ in range(3))
-    measure, correct = np.zeros(total, np.int32), np.zeros(total, np.int32)
+    settle, final = np.zeros(total, np.int32), np.zeros(total, bool)
     if warmup == 0:
-        return Schedule(adapting, collect, switch, freeze, measure, correct)
+        return Schedule(adapting, collect, switch, freeze, settle, final)
     span = int(SETTLE_FRACTION * warmup)
     if warmup >= 100 and span >= 10:
         freeze[warmup - 2 * span - 1] = True
-        measure[warmup - 2 * span:warmup - span] = 1
-        measure[warmup - span:warmup] = 2
-        correct[warmup - 1] = 2
-    else:  # too short to measure: keep the dual-averaging average (Stan)
+        settle[warmup - 2 * span:warmup - span] = 1
+        settle[warmup - span:warmup] = 2
+        final[warmup - 1] = True
+    else:  # too short to settle: keep the dual-averaging average (Stan)
         freeze[warmup - 1] = True
     ends = _gradient_windows(warmup) if metric == "diag" else _stan_windows(warmup)
     if ends:
@@ -84,7 +85,7 @@ def schedule(metric: str, warmup: int, draws: int) -> Schedule:
         if metric != "diag":  # Stan collects from the end of its initial buffer
             collect[_stan_init_buffer(warmup): ends[-1] + 1] = True
         switch[ends] = True
-    return Schedule(adapting, collect, switch, freeze, measure, correct)
+    return Schedule(adapting, collect, switch, freeze, settle, final)
 
 
 def _gradient_windows(warmup: int) -> list[int]:
@@ -235,20 +236,20 @@ def init(metric: str, grad, step_size) -> AdaptationState:
 def update(metric: str, target: float, state: AdaptationState, acceptance, position, grad, sched):
     """After one warmup transition: step size and metric moments. Returns ``(state, switch)``;
     where `switch` is set the driver calls `switch_metric` (and then re-finds the step size)."""
-    adapting, collect, switch, freeze, measure, correct = sched
+    adapting, collect, switch, freeze, settle, final = sched
     dense = metric == "dense"
-    measuring = measure > 0
-    da = jax.tree.map(lambda n, o: jnp.where(measuring, o, n), _da_update(state.da, acceptance, target), state.da)
+    settling = settle > 0
+    da = jax.tree.map(lambda n, o: jnp.where(settling, o, n), _da_update(state.da, acceptance, target), state.da)
     # settling: log eps += gain (acceptance - target), a Robbins-Monro step with a small constant gain
     settled = jnp.log(state.step_size) + SETTLE_GAIN * (acceptance - target)
-    log_step_sum = state.log_step_sum + jnp.where(measure == 2, settled, 0.0)
-    settle_n = state.settle_n + (measure == 2)
+    log_step_sum = state.log_step_sum + jnp.where(settle == 2, settled, 0.0)
+    settle_n = state.settle_n + (settle == 2)
     window = _moments_add(state.window, position, grad, dense)
     window = jax.tree.map(lambda n, o: jnp.where(collect, n, o), window, state.window)
 
-    step_size = jnp.where(measuring, jnp.exp(settled), jnp.exp(da.log_step))
+    step_size = jnp.where(settling, jnp.exp(settled), jnp.exp(da.log_step))
     step_size = jnp.where(freeze, jnp.exp(da.log_step_avg), step_size)
-    step_size = jnp.where(correct == 2, jnp.exp(log_step_sum / jnp.maximum(settle_n, 1)), step_size)
+    step_size = jnp.where(final, jnp.exp(log_step_sum / jnp.maximum(settle_n, 1)), step_size)
     new = state._replace(step_size=step_size, da=da, window=window, log_step_sum=log_step_sum, settle_n=settle_n)
     new = jax.tree.map(lambda n, o: jnp.where(adapting, n, o), new, state)
     return new, adapting & switch

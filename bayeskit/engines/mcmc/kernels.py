@@ -28,7 +28,7 @@ is ours, and it is what the time per gradient is made of on small models (issue 
   sampler's compile) and runs in nanoseconds. Uniforms carry 53 bits in float64 (24 in float32);
   normals come from Box-Muller.
 
-States are BlackJAX's `HMCState` (position, logdensity, logdensity_grad).
+A chain's state is the tuple (position, log density, gradient), as BlackJAX's `HMCState`.
 """
 
 from __future__ import annotations
@@ -46,28 +46,23 @@ class LaneKernel(NamedTuple):
     begin: Any
     step: Any
     finish: Any
-    stat_names: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- metric
 
 
 def velocity(imm, p):
-    """M^-1 p for a diagonal (vector) or dense (matrix) inverse mass matrix."""
-    return imm * p if imm.ndim == 1 else imm @ p
+    """M^-1 p for a diagonal (vector) or dense (matrix) inverse mass matrix; p may have leading axes."""
+    return imm * p if imm.ndim == 1 else jnp.einsum("ij,...j->...i", imm, p)
 
 
 def kinetic(imm, p):
     return 0.5 * jnp.sum(p * velocity(imm, p), axis=-1)
 
 
-def sample_momentum(seed, imm, dtype):
-    """p ~ N(0, M) with M = imm^-1, from a uint32[2] seed (hash counters 0 .. 4 dim)."""
-    return sample_momentum_from(hash_normal(seed, imm.shape[0], dtype), imm)
-
-
-def sample_momentum_from(z, imm):
-    """N(0, M) from standard normals z."""
+def sample_momentum(seed, imm, dtype, offset=0):
+    """p ~ N(0, M) with M = imm^-1, from a uint32[2] seed (hash bits 2 offset .. 2 offset + 4 dim)."""
+    z = hash_normal(seed, imm.shape[0], dtype, offset)
     if imm.ndim == 1:
         return z * jax.lax.rsqrt(imm)
     chol = jnp.linalg.cholesky(imm)  # imm = L L'  =>  p = L'^-1 z has covariance M
@@ -145,9 +140,7 @@ def _where(pred, new, old):
 def _turning(imm, p_left, p_right, rho):
     """Generalised U-turn criterion on spans (leading axes allowed) with end momenta and momentum sum."""
     r = rho - 0.5 * (p_left + p_right)
-    v_left = p_left * imm if imm.ndim == 1 else p_left @ imm.T
-    v_right = p_right * imm if imm.ndim == 1 else p_right @ imm.T
-    return (jnp.sum(v_left * r, -1) <= 0) | (jnp.sum(v_right * r, -1) <= 0)
+    return (jnp.sum(velocity(imm, p_left) * r, -1) <= 0) | (jnp.sum(velocity(imm, p_right) * r, -1) <= 0)
 
 
 class NUTSTree(NamedTuple):
@@ -251,7 +244,7 @@ def nuts(logdensity_fn, max_depth: int = 10) -> LaneKernel:
         }
         return (q, logp, g), stats
 
-    return LaneKernel(begin, step, finish, ("diverging", "energy", "acceptance_rate", "n_steps", "tree_depth"))
+    return LaneKernel(begin, step, finish)
 
 
 # --------------------------------------------------------------------------- HMC
@@ -310,4 +303,4 @@ def hmc(logdensity_fn, num_steps: int, jitter: bool) -> LaneKernel:
         }
         return new, stats
 
-    return LaneKernel(begin, step, finish, ("diverging", "energy", "acceptance_rate", "n_steps"))
+    return LaneKernel(begin, step, finish)

@@ -33,7 +33,7 @@ from ...core.loop import chunk_length
 from ...core.model import latent_values
 from . import adaptation
 from .hmc import INIT_BATCH
-from .kernels import hash_normal, kinetic, leapfrog, sample_momentum_from, transition_seed
+from .kernels import kinetic, leapfrog, sample_momentum, transition_seed
 
 STEP_SEARCH_LIMIT = 60  # doublings or halvings of the step-size search (2**60: any scale)
 
@@ -64,7 +64,7 @@ class Program:
     def compiled_chunk(self, args):
         """`chunk` compiled ahead of time for these arguments' shapes and device (kept)."""
         lanes = args[0]
-        key = (lanes.k.shape[0], tuple(lanes.k.devices()) if hasattr(lanes.k, "devices") else None)
+        key = (lanes.k.shape[0], tuple(lanes.k.devices()))
         if key not in self._compiled:
             self._compiled[key] = self.chunk.lower(*args).compile()
         return self._compiled[key]
@@ -247,8 +247,7 @@ def find_step_size(value_and_grad, seed, chain, imm, step_size):
     log_target = jnp.log(0.8)
 
     def log_accept(eps, i):
-        p = hash_normal(seed, q.shape[0], q.dtype, offset=4 * q.shape[0] * i)
-        p = sample_momentum_from(p, imm)
+        p = sample_momentum(seed, imm, q.dtype, offset=4 * q.shape[0] * i)
         q1, p1, logp1, _ = leapfrog(value_and_grad, q, p, g, eps, imm)
         delta = (-logp + kinetic(imm, p)) - (-logp1 + kinetic(imm, p1))
         return jnp.where(jnp.isnan(delta), -jnp.inf, delta)
