@@ -61,6 +61,11 @@ from .core.registry import declare_plugins as _declare_plugins  # noqa: E402
 
 _declare_plugins(_PLUGINS)
 
+# XLA:CPU reads XLA_FLAGS when JAX starts its backend: set what samplers need before that happens
+from .core.xla_flags import tune_xla_cpu as _tune_xla_cpu  # noqa: E402
+
+_tune_xla_cpu()
+
 
 def __getattr__(name: str):
     if name in _EXPORTS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import bayeskit  # noqa: F401  (first: it sets XLA:CPU flags before JAX starts, as for a user)
 import jax
 import numpy as np
 import pytest

@@ -28,11 +28,11 @@ from .errors import BayeskitError, SamplingError
 TARGET_CHUNKS = 40  # host round trips per compiled run: enough for a smooth bar, negligible overhead
 
 
-def chunk_length(total: int) -> int:
-    """Steps per compiled chunk: a divisor of `total` near total/TARGET_CHUNKS if there is one
-    (every chunk the same shape: one compilation), else total/TARGET_CHUNKS rounded up (the last
+def chunk_length(total: int, target: int = TARGET_CHUNKS) -> int:
+    """Steps per compiled chunk: a divisor of `total` near total/target if there is one
+    (every chunk the same shape: one compilation), else total/target rounded up (the last
     chunk is shorter or padded)."""
-    want = max(1, math.ceil(total / TARGET_CHUNKS))
+    want = max(1, math.ceil(total / target))
     for length in range(want, 2 * want + 1):
         if total % length == 0:
             return length

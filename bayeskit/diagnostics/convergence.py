@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import ConvergenceWarning
-from . import arviz_bridge
+from . import chain_stats
 
 RHAT_THRESHOLD = 1.01  # Vehtari et al. (2021)
 BFMI_THRESHOLD = 0.3  # Betancourt (2016): below this the energy distribution is poorly explored
@@ -45,10 +45,10 @@ class ConvergenceReport:
 def check(posterior) -> ConvergenceReport:
     """R-hat, bulk ESS, divergences and E-BFMI of a draws posterior."""
     chains, draws = posterior.shape
-    rh, es = {}, {}
-    if chains > 1 or draws > 3:
-        rh = arviz_bridge.rhat(posterior)
-        es = arviz_bridge.ess(posterior)
+    # NumPy, equal to ArviZ's estimators (tests/test_chain_stats.py): ArviZ's import and xarray
+    # round trip would cost more than sampling a small model
+    both = {k: chain_stats.rhat_and_ess_bulk(v) for k, v in posterior.draws.items()}
+    rh, es = {k: v[0] for k, v in both.items()}, {k: v[1] for k, v in both.items()}
     max_rhat, worst = 1.0, ""
     for name, v in rh.items():
         v = np.asarray(v, dtype=float)
@@ -58,7 +58,7 @@ def check(posterior) -> ConvergenceReport:
     min_ess = min(finite_ess, default=float("nan"))
     stats = posterior.sample_stats
     divergences = int(np.sum(stats["diverging"])) if "diverging" in stats else 0
-    bfmi = tuple(float(b) for b in arviz_bridge.bfmi(posterior)) if "energy" in stats and draws > 1 else ()
+    bfmi = tuple(float(b) for b in chain_stats.bfmi(stats["energy"])) if "energy" in stats and draws > 1 else ()
     return ConvergenceReport(max_rhat, worst, min_ess, divergences, chains * draws, chains, bfmi)
 
 

@@ -210,31 +210,36 @@ class _Runner:
         self.engine, self.program, self.spec = engine, program, spec
         self.chain_keys, self.restart_seq, self.strategy = chain_keys, restart_seq, strategy
         self.groups = chain_groups(engine.chains, engine.cores)
+        on_cpu = self.groups[0].device.platform == "cpu"
+        self.workers = (engine.cores or usable_cores()) if on_cpu else len(self.groups)
         self.restarts = np.zeros(engine.chains, int)
         self.stuck = np.zeros(0, int)
 
     def run(self, chain, model) -> DrawsPosterior:
         import jax
 
+        from .program import unpack
+
         engine, program = self.engine, self.program
         total, warmup = engine.warmup + engine.draws, engine.warmup
         lanes = [self._prime(tuple(a[g.chains] for a in chain), g, np.zeros(len(g.chains), np.int32))
                  for g in self.groups]
 
-        # the schedule and the data go to each group's device once, not at every chunk
-        placed = [(_on(g.device, program.schedule), _on(g.device, self.spec.arrays)) for g in self.groups]
+        # the schedule and the data go to each device once, not at every chunk
+        on_device = {d: (_on(d, program.schedule), _on(d, self.spec.arrays)) for d in {g.device for g in self.groups}}
+        placed = [on_device[g.device] for g in self.groups]
 
         def advance(lanes, start, stop):
             args = [(lanes[i], np.int32(start), np.int32(stop), *placed[i]) for i in range(len(self.groups))]
             # Compiled here, one group at a time: tracing runs NumPyro's handler stack, a global
             # that two threads tracing at once would interleave. The threads only execute.
             compiled = [program.compiled_chunk(a) for a in args]
-            outs = _map_groups(self.groups, lambda i, g: compiled[i](*args[i]))
+            outs = _map_groups(self.groups, lambda i, g: jax.block_until_ready(compiled[i](*args[i])), self.workers)
             lanes = [o[0] for o in outs]
             out = jax.device_get([o[1] for o in outs])  # waits for the chunk: the bar shows steps done
             n = stop - start
-            values = {k: np.concatenate([o[0][k] for o in out])[:, :n] for k in out[0][0]}
-            stats = {k: np.concatenate([o[1][k] for o in out])[:, :n] for k in out[0][1]}
+            values, stats = unpack(program.layout, np.concatenate([o[0] for o in out])[:, :n],
+                                   np.concatenate([o[1] for o in out])[:, :n])
             if stop <= warmup:
                 lanes = self._restart_stuck(lanes, stop, model)
             if stop == warmup or (warmup == 0 and start == 0):
@@ -359,38 +364,41 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def chain_groups(chains: int, cores: int | None) -> list[ChainGroup]:
-    """Contiguous groups of chains, sizes differing by at most one: one per CPU thread (`cores`,
-    default every usable core), placed on the devices in turn; on accelerators one per device.
+def chain_groups(chains: int, cores: int | None = None) -> list[ChainGroup]:
+    """How chains run: on CPU every chain is its own group (a one-lane compiled loop), and `cores`
+    threads run the groups; on accelerators one group of contiguous chains per device, its chains
+    the lanes of one vectorised loop.
 
-    A chain's draws depend on its seed and on its group's size (the lane width of the compiled
-    loop: XLA may round a vectorised ``log`` or ``exp`` differently from a scalar one), not on
-    which thread or device runs the group: `cores` fixes them.
+    One lane per CPU group is the faster layout there (with XLA:CPU compiling the sampler's loop
+    as one kernel, `core.xla_flags`, a lane costs the same or less alone as in a batch: every lane
+    pays for every other lane's end-of-trajectory work) and it makes a chain's draws depend on its
+    seed only, not on `cores` or the number of devices. On accelerators the draws depend on the
+    group sizes too (XLA may round a vectorised ``log`` or ``exp`` differently from a scalar one).
     """
     import jax
 
     devices = jax.devices()
-    if jax.default_backend() != "cpu":
-        n = min(len(devices), chains)
-    else:
-        n = min(cores or usable_cores(), chains)
+    if jax.default_backend() == "cpu":
+        return [ChainGroup(np.array([c]), devices[c % len(devices)]) for c in range(chains)]
+    n = min(len(devices), chains)
     bounds = np.linspace(0, chains, n + 1).round().astype(int)
-    return [ChainGroup(np.arange(bounds[i], bounds[i + 1]), devices[i % len(devices)]) for i in range(n)]
+    return [ChainGroup(np.arange(bounds[i], bounds[i + 1]), devices[i]) for i in range(n)]
 
 
-_POOL = None
+_POOLS: dict = {}
 
 
-def _map_groups(groups, fn):
-    """fn(i, group) for every group, concurrently on threads (XLA releases the GIL while it runs)."""
-    global _POOL
-    if len(groups) == 1:
-        return [fn(0, groups[0])]
-    if _POOL is None or _POOL._max_workers < len(groups):
+def _map_groups(groups, fn, workers: int):
+    """fn(i, group) for every group, at most `workers` at a time on threads (XLA releases the GIL
+    while it runs; fn waits for its result, so `workers` bounds how many run at once)."""
+    workers = max(1, min(workers, len(groups)))
+    if workers == 1:
+        return [fn(i, g) for i, g in enumerate(groups)]
+    if workers not in _POOLS:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=max(len(groups), usable_cores()), thread_name_prefix="bayeskit-chains")
-    futures = [_POOL.submit(fn, i, g) for i, g in enumerate(groups)]
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bayeskit-chains")
+    futures = [_POOLS[workers].submit(fn, i, g) for i, g in enumerate(groups)]
     return [f.result() for f in futures]
 
 
@@ -435,10 +443,8 @@ class NUTS(_HMCFamily):
         ``"uniform"`` (unconstrained values uniform in ``[-init_radius, init_radius]``),
         ``"median"``, ``"sample"`` (a prior draw), or a dict of constrained initial values.
     cores
-        CPU threads to run chains on (default: every core this process may use). Chains are split
-        into this many groups; a group's chains advance together in one compiled loop. The draws
-        are fixed by the seed and `cores` (see `chain_groups`); other values give other, equally
-        valid draws.
+        CPU threads to run chains on (default: every core this process may use), each chain its own
+        compiled loop. The draws depend on the seed only, not on `cores` (see `chain_groups`).
     progress
         Show warmup and sampling progress bars.
     """

@@ -35,6 +35,9 @@ from . import adaptation
 from .hmc import INIT_BATCH
 from .kernels import kinetic, leapfrog, sample_momentum, transition_seed
 
+# Host round trips per run: each costs ~1 ms (dispatch, transfers, the stuck-chain check), as much
+# as a chunk of a small model computes, so fewer than `core.loop`'s default; still a bar step of 5%.
+CHUNKS = 20
 STEP_SEARCH_LIMIT = 60  # doublings or halvings of the step-size search (2**60: any scale)
 
 
@@ -55,8 +58,9 @@ class Program:
 
     start: Any  # (chain_keys, uniforms, arrays, init_values) -> ((pos, logp, grad) per chain, found)
     prime: Any  # (chain, keys, k, arrays) -> Lanes: adaptation set up, step size found, first tree begun
-    chunk: Any  # (Lanes, k0, k_stop, schedule, arrays) -> (Lanes, outputs per lane and transition)
+    chunk: Any  # (Lanes, k0, k_stop, schedule, arrays) -> (Lanes, packed outputs per lane and transition)
     dim: int
+    layout: dict  # names, shapes and dtypes of the packed outputs (see `unpack`)
     chunk_len: int
     schedule: tuple  # adaptation.Schedule as arrays
     _compiled: dict = dataclasses.field(default_factory=dict)
@@ -98,6 +102,9 @@ def _build(model, spec, engine, init_strategy) -> Program:
         tr = handlers.trace(model).get_trace(**kwargs(arrays))
         return unconstrain_fn(fn, (), kwargs(arrays), latent_values(tr))
 
+    from ...core.xla_flags import warn_if_inactive
+
+    warn_if_inactive()
     shapes = jax.eval_shape(unconstrained_sites, spec.arrays)
     prototype = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     flat_prototype, unravel = ravel_pytree(prototype)
@@ -224,17 +231,24 @@ def _build(model, spec, engine, init_strategy) -> Program:
             lambda c: jnp.any(running(c[0])), outer_body, (lanes, buffers)
         )
         constrain = functools.partial(constrain_fn, fn, (), kwargs(arrays), return_deterministic=True)
-        values = jax.vmap(jax.vmap(lambda x: constrain(unravel(x))))(positions)
-        stats = {n: _unpack(stats[..., i], t) for i, (n, t) in enumerate(stat_dtypes.items())}
+        site_shapes = jax.eval_shape(lambda x: constrain(unravel(x)), positions[0, 0])
+        layout["values"] = [(n, sh.shape, sh.dtype) for n, sh in site_shapes.items()]
+        layout["stats"] = list(stat_dtypes.items())
+        # every site in one array (and the statistics in another): a chunk's results reach the host
+        # in two transfers per group, not one per site and statistic
+        names = [n for n, _, _ in layout["values"]]
+        values = jax.vmap(jax.vmap(lambda x: _flatten(constrain(unravel(x)), names, dtype)))(positions)
         return lanes, (values, stats)
 
-    chunk_len = chunk_length(engine.warmup + engine.draws)
+    layout: dict = {}  # filled when `chunk` is traced: how its packed results unpack
+    chunk_len = chunk_length(engine.warmup + engine.draws, CHUNKS)
     sched = adaptation.schedule(metric, engine.warmup, engine.draws)
     return Program(
         start=_jit(start),
         prime=_jit(prime),
         chunk=_jit(chunk),
         dim=dim,
+        layout=layout,
         chunk_len=chunk_len,
         schedule=tuple(sched),
     )
@@ -268,11 +282,27 @@ def find_step_size(value_and_grad, seed, chain, imm, step_size):
     return eps
 
 
-def _unpack(column, dtype):
-    if dtype == jnp.bool_:
+def unpack(layout, values, stats):
+    """Host side of a chunk's packed outputs ``(lanes, transitions, width)``: site and statistic
+    arrays ``(lanes, transitions, *shape)`` in their own dtypes."""
+    lead = values.shape[:2]
+    sites, at = {}, 0
+    for name, shape, dtype in layout["values"]:
+        size = int(np.prod(shape, dtype=int))
+        sites[name] = _cast(values[..., at:at + size], dtype).reshape(lead + tuple(shape))
+        at += size
+    return sites, {n: _cast(stats[..., i], t) for i, (n, t) in enumerate(layout["stats"])}
+
+
+def _flatten(sites: dict, names, dtype):
+    return jnp.concatenate([jnp.ravel(sites[n]).astype(dtype) for n in names]) if names else jnp.zeros(0, dtype)
+
+
+def _cast(column, dtype):
+    if dtype == np.bool_:
         return column > 0.5
-    if jnp.issubdtype(dtype, jnp.integer):
-        return jnp.round(column).astype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return np.round(column).astype(dtype)
     return column.astype(dtype)
 
 
@@ -309,8 +339,11 @@ def _candidates_fn(fn, kwargs, init_strategy, dtype):
 # XLA:CPU options that cut the compile time of a NUTS program without slowing sampling
 # (measured on garch11 and kidiq, 3 runs each: first fit 1 s faster, sampling unchanged).
 # LLVM's expensive passes buy little for loop-bound samplers; the newer fusion emitters
-# generate more code per fusion. GPU keeps its defaults.
-_CPU_COMPILE_OPTIONS = {"xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False}
+# generate more code per fusion. YNNPACK reduction kernels (XLA's default for large sums) cannot
+# sit inside a loop compiled as one kernel (`core.xla_flags`): without them the earnings model's
+# loop is one kernel and its time per gradient halves. GPU keeps its defaults.
+_CPU_COMPILE_OPTIONS = {"xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False,
+                        "xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 @functools.cache
