@@ -210,13 +210,73 @@ def test_divergences_warn():
         bk.fit(funnel, engine=bk.NUTS(chains=2, warmup=100, draws=200, target_accept=0.6, progress=False), seed=0)
 
 
-def test_lane_kernel_matches_blackjax_nuts():
-    # The same algorithm as BlackJAX's NUTS, laid out as one loop over leapfrog steps: at a fixed step
-    # size and metric the two chains have the same stationary law and the same trajectory lengths.
+def _lane_chain(logdensity, eps, imm, n, dim, extra_checks):
+    """n transitions of the lane kernel at a fixed step size and metric: (positions, steps)."""
+    from bayeskit.engines.mcmc.kernels import nuts, transition_seed
+
+    lane = nuts(logdensity, max_depth=10, extra_checks=extra_checks)
+    vg = jax.value_and_grad(logdensity)
+
+    def run(key):
+        def body(state, k):
+            tree = lane.begin(transition_seed(key, k), state, eps, imm)
+            tree = jax.lax.while_loop(lambda t: ~t.done, lambda t: lane.step(t, eps, imm), tree)
+            state, stats = lane.finish(tree)
+            return state, (state[0], stats["n_steps"])
+
+        x0 = jnp.zeros(dim)
+        return jax.lax.scan(body, (x0, *vg(x0)), jnp.arange(n))[1]
+
+    import jax.numpy as jnp
+
+    x, steps = jax.jit(run)(jnp.array([1, 2], jnp.uint32))
+    return np.asarray(x), np.asarray(steps)
+
+
+def _blackjax_chain(logdensity, eps, imm, n, dim):
     import blackjax
     import jax.numpy as jnp
 
-    from bayeskit.engines.mcmc.kernels import nuts, transition_seed
+    def run(key):
+        kernel = blackjax.nuts.build_kernel()
+
+        def body(state, k):
+            state, info = kernel(k, state, logdensity, eps, imm)
+            return state, (state.position, info.num_integration_steps)
+
+        x0 = jnp.zeros(dim)
+        return jax.lax.scan(body, blackjax.nuts.init(x0, logdensity), jax.random.split(key, n))[1]
+
+    x, steps = jax.jit(run)(jax.random.PRNGKey(0))
+    return np.asarray(x), np.asarray(steps)
+
+
+def test_extra_uturn_checks_end_resonant_trajectories():
+    # A 10-d standard normal at step size 0.8727 (where warmup put two of four chains in a measured run):
+    # the leapfrog orbit nearly closes every 7 steps and BlackJAX's (and NumPyro's) criterion, which only
+    # compares the ends of each merged span, misses the U-turns: mean 32 steps per transition, 8% of them
+    # at the maximum depth. Stan's extra checks between the halves of each merge catch them. Both chains
+    # still sample N(0, I) (5-sigma bands: NUTS draws of a Gaussian are nearly independent).
+    import jax.numpy as jnp
+
+    def logdensity(x):
+        return -0.5 * jnp.sum(x**2)
+
+    eps, imm, n = 0.8727, jnp.ones(10), 4000
+    x_ours, steps_ours = _lane_chain(logdensity, eps, imm, n, 10, extra_checks=True)
+    _, steps_plain = _lane_chain(logdensity, eps, imm, n, 10, extra_checks=False)
+    _, steps_blackjax = _blackjax_chain(logdensity, eps, imm, n, 10)
+    assert steps_plain.mean() > 20 and steps_blackjax.mean() > 20  # the pathology, in both
+    assert steps_ours.mean() < 8 and (steps_ours >= 255).sum() == 0
+    np.testing.assert_array_less(np.abs(x_ours.mean(0)), 5 / np.sqrt(n / 2))
+    np.testing.assert_allclose(x_ours.std(0), 1.0, rtol=5 / np.sqrt(n / 2))
+
+
+def test_lane_kernel_matches_blackjax_nuts():
+    # Without Stan's extra checks, the same algorithm as BlackJAX's NUTS laid out as one loop over leapfrog
+    # steps: at a fixed step size and metric the two chains have the same stationary law and the same
+    # trajectory lengths. With them (the default) the law is the same and trajectories can only be shorter.
+    import jax.numpy as jnp
 
     scales = jnp.array([0.5, 1.0, 2.0, 4.0])
 
@@ -224,35 +284,14 @@ def test_lane_kernel_matches_blackjax_nuts():
         return -0.5 * jnp.sum((x / scales) ** 2)
 
     eps, imm, n = 0.6, jnp.ones(4), 4000
-    lane = nuts(logdensity, max_depth=10)
-    vg = jax.value_and_grad(logdensity)
-
-    def ours(key):
-        def body(state, k):
-            tree = lane.begin(transition_seed(key, k), state, eps, imm)
-            tree = jax.lax.while_loop(lambda t: ~t.done, lambda t: lane.step(t, eps, imm), tree)
-            state, stats = lane.finish(tree)
-            return state, (state[0], stats["n_steps"])
-
-        x0 = jnp.zeros(4)
-        return jax.lax.scan(body, (x0, *vg(x0)), jnp.arange(n))[1]
-
-    def theirs(key):
-        kernel = blackjax.nuts.build_kernel()
-
-        def body(state, k):
-            state, info = kernel(k, state, logdensity, eps, imm)
-            return state, (state.position, info.num_integration_steps)
-
-        x0 = jnp.zeros(4)
-        return jax.lax.scan(body, blackjax.nuts.init(x0, logdensity), jax.random.split(key, n))[1]
-
-    (x_ours, steps_ours), (x_theirs, steps_theirs) = jax.jit(ours)(jnp.array([1, 2], jnp.uint32)), jax.jit(theirs)(
-        jax.random.PRNGKey(0))
-    for x in (np.asarray(x_ours), np.asarray(x_theirs)):
+    (x_ours, steps_ours), (x_theirs, steps_theirs) = (_lane_chain(logdensity, eps, imm, n, 4, extra_checks=False),
+                                                      _blackjax_chain(logdensity, eps, imm, n, 4))
+    x_extra, steps_extra = _lane_chain(logdensity, eps, imm, n, 4, extra_checks=True)
+    for x in (x_ours, x_theirs, x_extra):
         # NUTS draws of a Gaussian are nearly independent (ESS ~ n); 5-sigma bands on mean and sd
         np.testing.assert_array_less(np.abs(x.mean(0)), 5 * np.asarray(scales) / np.sqrt(n / 2))
         np.testing.assert_allclose(x.std(0), scales, rtol=5 / np.sqrt(n / 2))
+    assert steps_extra.mean() <= steps_ours.mean() + 0.5  # extra checks can only end trajectories sooner
     # trajectory lengths: powers of two up to the U-turn; their means agree to a few percent
     m1, m2 = float(np.mean(steps_ours)), float(np.mean(steps_theirs))
     se = np.sqrt(np.var(steps_ours) / n + np.var(steps_theirs) / n)
