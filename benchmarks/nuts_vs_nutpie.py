@@ -273,6 +273,11 @@ def worker_env(lib: str, cache: Path) -> dict:
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
     # bayeskit's persistent compilation cache; off for the others (they import bayeskit for the data).
     env["BAYESKIT_CACHE_DIR"] = str(cache / "bayeskit") if lib == "bayeskit" else "off"
+    # ... and bayeskit's XLA:CPU setting (core/xla_flags.py) only for bayeskit: NumPyro runs with XLA's
+    # defaults, as a NumPyro user has them
+    env.pop("XLA_FLAGS", None)
+    if lib != "bayeskit":
+        env["BAYESKIT_XLA_FLAGS"] = "off"
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
     if lib == "numpyro":  # NumPyro has no cache of its own: JAX's persistent cache, every program cached
@@ -524,6 +529,9 @@ def notes(args) -> list[str]:
         "modules the first fit would import on first use, imported before the timing (bayeskit: the engine "
         "plugins `bk.fit` loads on its first registry lookup and ArviZ; nutpie: numba, PyTensor's numba "
         "dispatch, pyarrow, arro3, setuptools); both parts are in the JSON.",
+        "XLA:CPU: bayeskit processes run with the small-while-loop threshold `import bayeskit` sets "
+        "(`bayeskit/core/xla_flags.py`); NumPyro (which imports bayeskit only for the data) runs with "
+        "`BAYESKIT_XLA_FLAGS=off`, XLA's defaults, as a NumPyro user has them.",
         "numba, installed for nutpie, makes ArviZ numba-jit its diagnostics on first use (about 0.3 s inside "
         "`bk.fit`'s convergence checks); the bayeskit processes call `arviz.Numba.disable_numba()`, as ArviZ "
         "runs in the project's own environment (no numba). ESS and R-hat for the tables are computed after "

@@ -13,6 +13,15 @@ only the step size, and its end settles it (see below) for sampling.
   ``EARLY_SWITCH`` draws over the first ``EARLY_FRACTION`` of warmup, then every ``LATE_SWITCH``,
   each estimate from the last two windows (so at least one full window). The first metric is
   ``1 / |grad|`` at the starting point, already scale-aware.
+* ``metric="low_rank"`` — nutpie's low-rank modified diagonal: the diagonal above, corrected in
+  the directions where the draws say it is wrong. In the space scaled by the diagonal D
+  (``x~ = D^-1/2 x``, ``g~ = D^1/2 g``) the Fisher-divergence optimum among all metrics is the
+  geometric mean ``A = C_x # C_g^-1`` of the covariance of the scaled draws and the inverse
+  covariance of the scaled gradients (both equal the scaled covariance for a Gaussian);
+  ``M^-1 = D^1/2 (I + U (L - I) U') D^1/2`` keeps A's eigenpairs (U, L) with eigenvalues outside
+  ``[1/LOW_RANK_CUTOFF, LOW_RANK_CUTOFF]``, the others left at the diagonal. Same windows as
+  "diag"; the moments are kept as d x d running sums, so it suits moderate dimensions (the
+  matrix is applied as a dense one).
 * ``metric="dense"`` and ``metric="diag_welford"`` — Stan's: the (regularised) sample covariance
   or variance of the draws of doubling slow windows after a 75-draw initial buffer, with a
   50-draw terminal buffer.
@@ -46,6 +55,11 @@ SETTLE_GAIN = 0.1  # gain of that stochastic approximation on log step size
 DA_T0, DA_GAMMA, DA_KAPPA = 10.0, 0.05, 0.75
 
 CLIP = 1e-10  # bounds of the gradient-based diagonal's entries, relative: [CLIP, 1 / CLIP]
+LOW_RANK_CUTOFF = 2.0  # low-rank metric: eigenvalues of the scaled optimum kept outside [1/c, c] (nutpie's default)
+LOW_RANK_GAMMA = 1e-5  # ... its scaled covariances are regularised by this times the identity (nutpie's)
+
+GRADIENT_METRICS = ("diag", "low_rank")  # estimated from draws and gradients, on the frequent-switch schedule
+DENSE_METRICS = ("dense", "low_rank")  # inverse mass matrix stored as a d x d matrix
 
 
 # --------------------------------------------------------------------------- schedules
@@ -79,10 +93,11 @@ def schedule(metric: str, warmup: int, draws: int) -> Schedule:
         final[warmup - 1] = True
     else:  # too short to settle: keep the dual-averaging average (Stan)
         freeze[warmup - 1] = True
-    ends = _gradient_windows(warmup) if metric == "diag" else _stan_windows(warmup)
+    gradient = metric in GRADIENT_METRICS
+    ends = _gradient_windows(warmup) if gradient else _stan_windows(warmup)
     if ends:
-        collect[: ends[-1] + 1] = metric == "diag"
-        if metric != "diag":  # Stan collects from the end of its initial buffer
+        collect[: ends[-1] + 1] = gradient
+        if not gradient:  # Stan collects from the end of its initial buffer
             collect[_stan_init_buffer(warmup): ends[-1] + 1] = True
         switch[ends] = True
     return Schedule(adapting, collect, switch, freeze, settle, final)
@@ -135,19 +150,23 @@ class Moments(NamedTuple):
     m2_g: jax.Array
 
 
-def _moments_init(dim, dense, dtype):
+def _moments_init(dim, metric, dtype):
     z = jnp.zeros(dim, dtype)
-    return Moments(jnp.zeros((), dtype), z, jnp.zeros((dim, dim) if dense else dim, dtype), z, z)
+    square = jnp.zeros((dim, dim), dtype)
+    m2_x = square if metric in DENSE_METRICS else z
+    m2_g = square if metric == "low_rank" else z
+    return Moments(jnp.zeros((), dtype), z, m2_x, z, m2_g)
 
 
-def _moments_add(m: Moments, x, g, dense) -> Moments:
+def _moments_add(m: Moments, x, g) -> Moments:
     n = m.n + 1
     dx = x - m.mean_x
     mean_x = m.mean_x + dx / n
-    m2_x = m.m2_x + (jnp.outer(dx, x - mean_x) if dense else dx * (x - mean_x))
+    m2_x = m.m2_x + (jnp.outer(dx, x - mean_x) if m.m2_x.ndim == 2 else dx * (x - mean_x))
     dg = g - m.mean_g
     mean_g = m.mean_g + dg / n
-    return Moments(n, mean_x, m2_x, mean_g, m.m2_g + dg * (g - mean_g))
+    m2_g = m.m2_g + (jnp.outer(dg, g - mean_g) if m.m2_g.ndim == 2 else dg * (g - mean_g))
+    return Moments(n, mean_x, m2_x, mean_g, m2_g)
 
 
 def _merge(a: Moments, b: Moments) -> Moments:
@@ -156,10 +175,11 @@ def _merge(a: Moments, b: Moments) -> Moments:
     safe = jnp.maximum(n, 1)
     dx, dg = b.mean_x - a.mean_x, b.mean_g - a.mean_g
     w = a.n * b.n / safe
-    outer = jnp.outer(dx, dx) if a.m2_x.ndim == 2 else dx * dx
+    outer_x = jnp.outer(dx, dx) if a.m2_x.ndim == 2 else dx * dx
+    outer_g = jnp.outer(dg, dg) if a.m2_g.ndim == 2 else dg * dg
     return Moments(
-        n, a.mean_x + dx * b.n / safe, a.m2_x + b.m2_x + w * outer,
-        a.mean_g + dg * b.n / safe, a.m2_g + b.m2_g + w * dg * dg,
+        n, a.mean_x + dx * b.n / safe, a.m2_x + b.m2_x + w * outer_x,
+        a.mean_g + dg * b.n / safe, a.m2_g + b.m2_g + w * outer_g,
     )
 
 
@@ -170,12 +190,39 @@ def _estimate(metric, m: Moments, current):
         var_x, var_g = m.m2_x / jnp.maximum(n - 1, 1), m.m2_g / jnp.maximum(n - 1, 1)
         new = jnp.sqrt(var_x / var_g)
         new = jnp.clip(jnp.where(jnp.isfinite(new) & (new > 0), new, current), CLIP, 1 / CLIP)
+    elif metric == "low_rank":
+        new = _low_rank(m.m2_x / jnp.maximum(n - 1, 1), m.m2_g / jnp.maximum(n - 1, 1))
+        new = jnp.where(jnp.all(jnp.isfinite(new)), new, current)
     else:  # Stan's regularised sample (co)variance
         cov = m.m2_x / jnp.maximum(n - 1, 1)
         shrink = 1e-3 * (5.0 / (n + 5.0))
         scaled = (n / (n + 5.0)) * cov
         new = scaled + shrink * (jnp.eye(cov.shape[0], dtype=cov.dtype) if cov.ndim == 2 else 1.0)
     return jnp.where(n >= 3, new, current)
+
+
+def _low_rank(cov_x, cov_g):
+    """nutpie's low-rank modified diagonal from the covariances of the draws and the gradients."""
+    diag = jnp.sqrt(jnp.diagonal(cov_x) / jnp.diagonal(cov_g))
+    diag = jnp.clip(jnp.where(jnp.isfinite(diag) & (diag > 0), diag, 1.0), CLIP, 1 / CLIP)
+    half = jnp.sqrt(diag)
+    eye = jnp.eye(diag.shape[0], dtype=diag.dtype)
+    c_x = cov_x / jnp.outer(half, half) + LOW_RANK_GAMMA * eye  # Cov(D^-1/2 x)
+    c_g = cov_g * jnp.outer(half, half) + LOW_RANK_GAMMA * eye  # Cov(D^1/2 g)
+    g_half, g_inv_half = _sqrt_and_inverse_sqrt(c_g)
+    # geometric mean C_x # C_g^-1 = C_g^-1/2 (C_g^1/2 C_x C_g^1/2)^1/2 C_g^-1/2
+    middle, _ = _sqrt_and_inverse_sqrt(g_half @ c_x @ g_half)
+    optimum = g_inv_half @ middle @ g_inv_half
+    lam, u = jnp.linalg.eigh(0.5 * (optimum + optimum.T))
+    keep = (lam > LOW_RANK_CUTOFF) | (lam < 1 / LOW_RANK_CUTOFF)
+    scaled = eye + (u * jnp.where(keep, lam - 1.0, 0.0)) @ u.T
+    return scaled * jnp.outer(half, half)
+
+
+def _sqrt_and_inverse_sqrt(a):
+    lam, u = jnp.linalg.eigh(0.5 * (a + a.T))
+    lam = jnp.maximum(lam, jnp.finfo(a.dtype).tiny)
+    return (u * jnp.sqrt(lam)) @ u.T, (u / jnp.sqrt(lam)) @ u.T
 
 
 # --------------------------------------------------------------------------- the adaptation state
@@ -222,12 +269,13 @@ def initial_inverse_mass_matrix(metric: str, grad):
     if metric == "diag_welford":
         return jnp.ones(dim, grad.dtype)
     inv = 1.0 / jnp.abs(grad)
-    return jnp.clip(jnp.where(jnp.isfinite(inv), inv, 1.0), CLIP, 1 / CLIP)
+    inv = jnp.clip(jnp.where(jnp.isfinite(inv), inv, 1.0), CLIP, 1 / CLIP)
+    return jnp.diag(inv) if metric == "low_rank" else inv
 
 
 def init(metric: str, grad, step_size) -> AdaptationState:
     dim, dtype = grad.shape[0], grad.dtype
-    empty = _moments_init(dim, metric == "dense", dtype)
+    empty = _moments_init(dim, metric, dtype)
     imm = initial_inverse_mass_matrix(metric, grad)
     zero = jnp.zeros((), dtype)
     return AdaptationState(jnp.asarray(step_size, dtype), imm, _da_start(step_size), empty, empty, zero, zero)
@@ -237,14 +285,13 @@ def update(metric: str, target: float, state: AdaptationState, acceptance, posit
     """After one warmup transition: step size and metric moments. Returns ``(state, switch)``;
     where `switch` is set the driver calls `switch_metric` (and then re-finds the step size)."""
     adapting, collect, switch, freeze, settle, final = sched
-    dense = metric == "dense"
     settling = settle > 0
     da = jax.tree.map(lambda n, o: jnp.where(settling, o, n), _da_update(state.da, acceptance, target), state.da)
     # settling: log eps += gain (acceptance - target), a Robbins-Monro step with a small constant gain
     settled = jnp.log(state.step_size) + SETTLE_GAIN * (acceptance - target)
     log_step_sum = state.log_step_sum + jnp.where(settle == 2, settled, 0.0)
     settle_n = state.settle_n + (settle == 2)
-    window = _moments_add(state.window, position, grad, dense)
+    window = _moments_add(state.window, position, grad)
     window = jax.tree.map(lambda n, o: jnp.where(collect, n, o), window, state.window)
 
     step_size = jnp.where(settling, jnp.exp(settled), jnp.exp(da.log_step))
@@ -258,9 +305,9 @@ def update(metric: str, target: float, state: AdaptationState, acceptance, posit
 def switch_metric(metric: str, state: AdaptationState) -> AdaptationState:
     """End of a metric window: the new inverse mass matrix, and the windows move on (the gradient
     metric estimates from the last two windows, Stan's from the last one)."""
-    source = _merge(state.previous, state.window) if metric == "diag" else state.window
+    source = _merge(state.previous, state.window) if metric in GRADIENT_METRICS else state.window
     imm = _estimate(metric, source, state.inverse_mass_matrix)
-    empty = _moments_init(state.window.mean_x.shape[0], metric == "dense", state.window.mean_x.dtype)
+    empty = _moments_init(state.window.mean_x.shape[0], metric, state.window.mean_x.dtype)
     return state._replace(inverse_mass_matrix=imm, previous=state.window, window=empty)
 
 

@@ -27,7 +27,7 @@ from ...core.module import Module
 from ...core.posterior import DrawsPosterior
 
 INIT_KINDS = ("uniform", "median", "sample")
-METRICS = ("diag", "dense", "diag_welford")  # see `adaptation`
+METRICS = ("diag", "low_rank", "dense", "diag_welford")  # see `adaptation`
 INIT_BATCH = 8  # start candidates tried at once per chain
 INIT_TRIES = 104  # at most this many per chain (NumPyro tries 100)
 
@@ -437,7 +437,9 @@ class NUTS(_HMCFamily):
         Maximum number of trajectory doublings (at most ``2**max_tree_depth`` gradient steps).
     metric
         ``"diag"`` (default): a diagonal metric from the variances of draws and gradients (nutpie's
-        Fisher-divergence estimate); ``"dense"``: Stan's dense covariance of the draws;
+        Fisher-divergence estimate); ``"low_rank"``: that diagonal corrected in the directions where
+        draws and gradients show correlations (nutpie's low-rank modified metric; d x d work per
+        step, for moderate dimensions); ``"dense"``: Stan's dense covariance of the draws;
         ``"diag_welford"``: Stan's diagonal (variances of the draws). See `adaptation`.
     init
         ``"uniform"`` (unconstrained values uniform in ``[-init_radius, init_radius]``),

@@ -148,7 +148,7 @@ def _build(model, spec, engine, init_strategy) -> Program:
             adapt = adaptation.init(metric, chain[2], jnp.asarray(engine.initial_step_size, dtype))
             if engine.warmup == 0:  # no adaptation: the unit metric and the given step size
                 adapt = adapt._replace(inverse_mass_matrix=adaptation.initial_inverse_mass_matrix(
-                    "dense" if metric == "dense" else "diag_welford", chain[2]))
+                    "dense" if metric in adaptation.DENSE_METRICS else "diag_welford", chain[2]))
             tree = kernel.begin(transition_seed(key, k), chain, adapt.step_size, adapt.inverse_mass_matrix)
             return Lanes(chain, adapt, tree, k, key, jnp.asarray(engine.warmup > 0))
 
