@@ -65,7 +65,8 @@ def fit_bayeskit(problem, args, seed, state):
 
     import bayeskit as bk
 
-    engine = bk.NUTS(chains=args.chains, warmup=args.warmup, draws=args.draws, progress=False)
+    extra = {} if args.metric == "diag" else {"metric": "low_rank"}
+    engine = bk.NUTS(chains=args.chains, warmup=args.warmup, draws=args.draws, progress=False, **extra)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with PeakRSS() as mem:
@@ -113,6 +114,8 @@ def fit_nutpie(problem, args, seed, state):
         state["build_s"] = time.perf_counter() - t0
     model = state["model"]
     kwargs = {} if args.nutpie_cores is None else {"cores": args.nutpie_cores}
+    if args.metric == "low_rank":
+        kwargs["low_rank_modified_mass_matrix"] = True
     compile_s = 0.0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -312,6 +315,8 @@ def run_worker(lib, name, seeds, cache: Path, args, label) -> dict:
         str(args.draws),
         "--numpyro-chain-method",
         args.numpyro_chain_method,
+        "--metric",
+        args.metric,
     ]
     if args.nutpie_cores is not None:
         cmd += ["--nutpie-cores", str(args.nutpie_cores)]
@@ -554,14 +559,19 @@ def notes(args) -> list[str]:
         + (
             f"`cores={args.nutpie_cores}`."
             if args.nutpie_cores is not None
-            else "nutpie's default `cores` = min(chains, os.cpu_count()): its chains run in parallel threads, "
-            "while bayeskit and NumPyro (vectorized) run the chains as one batched program."
+            else "nutpie's default `cores` = min(chains, os.cpu_count()): its chains run in parallel threads; "
+            "so do bayeskit's (one compiled loop per chain, on `cores` threads, default every core); NumPyro "
+            "(vectorized) runs the chains as one batched program."
         ),
-        "Sampler settings are each library's defaults: bayeskit and NumPyro: diagonal mass matrix (Stan-style "
-        "windowed warmup), target acceptance 0.8, max tree depth 10, initial points uniform in [-2, 2] "
-        "(unconstrained). nutpie: diagonal mass matrix from draw and gradient variances "
-        "(`use_grad_based_mass_matrix=True`), its own warmup schedule, target acceptance 0.8, max depth 10, "
-        "initial points PyMC's support point jittered by U(-1, 1) (unconstrained).",
+        "Sampler settings are each library's defaults"
+        + (" except the metric: bayeskit `metric='low_rank'`, nutpie `low_rank_modified_mass_matrix=True`"
+           if args.metric == "low_rank" else "")
+        + ": target acceptance 0.8, max tree depth 10. bayeskit: diagonal metric from draw and gradient "
+        "variances (nutpie's estimate) on its own warmup schedule (docs/nuts.md), initial points uniform in "
+        "[-2, 2] (unconstrained). NumPyro: diagonal mass matrix from Stan-style windowed warmup, the same "
+        "initial points. nutpie: diagonal mass matrix from draw and gradient variances "
+        "(`use_grad_based_mass_matrix=True`), its own warmup schedule, initial points PyMC's support point "
+        "jittered by U(-1, 1) (unconstrained).",
         "The PyMC models have the NumPyro ports' unconstrained log density (Jacobians and constants included), "
         "checked by `--check` at random unconstrained points.",
         "min ESS_bulk (first cold / first warm / second): smallest ArviZ bulk ESS over all scalar latent "
@@ -644,6 +654,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1, help="first-fit seed of round 1; see the notes")
     p.add_argument("--numpyro-chain-method", choices=("vectorized", "sequential"), default="vectorized")
     p.add_argument("--nutpie-cores", type=int, default=None, help="nutpie's `cores` (default: its own)")
+    p.add_argument("--metric", choices=("diag", "low_rank"), default="diag",
+                   help="low_rank: bayeskit metric='low_rank' and nutpie low_rank_modified_mass_matrix=True "
+                        "(NumPyro has no such metric: run with --libs bayeskit nutpie)")
     p.add_argument(
         "--cache-root", metavar="DIR", help="where the run's new cache directory goes (default: the system's temp dir)"
     )
