@@ -228,29 +228,36 @@ def nuts(logdensity_fn, max_depth: int = 10, extra_checks: bool = True) -> LaneK
             block_turning = block_turning | jnp.concatenate([jnp.zeros((1,), bool), halves])
         sub_turning = jnp.any(ends & block_turning)
 
-        # a finished subtree: merge it if valid, then check the whole trajectory
+        # a finished subtree: merge it if valid, then check the whole trajectory (a `cond`: the work
+        # runs at the subtree ends only when a chain is not a lane of a vmap, where it is a select)
         sub_done = (t.leaf + 1 == 2**t.depth) | diverging | sub_turning
-        valid = sub_done & ~diverging & ~sub_turning
-        u = hash_uniform(t.seed, base + 2 + 2 * t.steps, dtype)
-        accept_sub = valid & (jnp.log(u) < sub_log_weight - t.log_weight)
-        rho = jnp.where(valid, t.rho + sub_rho, t.rho)
-        turning = _turning(imm, left[1], right[1], rho)
         first = t.leaf == 0
         edge_p = jnp.where(first, p_from, t.edge_p)
         sub_first_p = jnp.where(first, p, t.sub_first_p)
-        if extra_checks:  # old trajectory + the subtree's first leaf, and the old end + the subtree
-            old_end, new_first = edge_p, sub_first_p
-            left_rho, right_rho = jnp.where(forward, t.rho, sub_rho), jnp.where(forward, sub_rho, t.rho)
-            left_end, right_first = jnp.where(forward, old_end, new_first), jnp.where(forward, new_first, old_end)
-            turning = (turning | _turning(imm, left[1], right_first, left_rho + right_first)
-                       | _turning(imm, left_end, right[1], right_rho + left_end))
-        turning = valid & turning
-        depth = t.depth + sub_done
+
+        def merge(_):
+            valid = ~diverging & ~sub_turning
+            u = hash_uniform(t.seed, base + 2 + 2 * t.steps, dtype)
+            accept_sub = valid & (jnp.log(u) < sub_log_weight - t.log_weight)
+            rho = jnp.where(valid, t.rho + sub_rho, t.rho)
+            turning = _turning(imm, left[1], right[1], rho)
+            if extra_checks:  # old trajectory + the subtree's first leaf, and the old end + the subtree
+                left_rho, right_rho = jnp.where(forward, t.rho, sub_rho), jnp.where(forward, sub_rho, t.rho)
+                left_end = jnp.where(forward, edge_p, sub_first_p)
+                right_first = jnp.where(forward, sub_first_p, edge_p)
+                turning = (turning | _turning(imm, left[1], right_first, left_rho + right_first)
+                           | _turning(imm, left_end, right[1], right_rho + left_end))
+            depth = t.depth + 1
+            proposal = _where(accept_sub, sub_proposal, t.proposal)
+            log_weight = jnp.where(valid, jnp.logaddexp(t.log_weight, sub_log_weight), t.log_weight)
+            return proposal, log_weight, rho, depth, ~valid | (valid & turning) | (depth >= max_depth)
+
+        def grow(_):
+            return t.proposal, t.log_weight, t.rho, t.depth, jnp.zeros((), bool)
+
+        proposal, log_weight, rho, depth, done = jax.lax.cond(sub_done, merge, grow, None)
         return NUTSTree(
-            t.h0, t.seed, left, right,
-            _where(accept_sub, sub_proposal, t.proposal),
-            jnp.where(valid, jnp.logaddexp(t.log_weight, sub_log_weight), t.log_weight),
-            rho,
+            t.h0, t.seed, left, right, proposal, log_weight, rho,
             sub_proposal,
             jnp.where(sub_done, -jnp.inf, sub_log_weight),
             jnp.where(sub_done, 0.0, sub_rho),
@@ -258,7 +265,7 @@ def nuts(logdensity_fn, max_depth: int = 10, extra_checks: bool = True) -> LaneK
             jnp.where(sub_done, 0, t.leaf + 1), depth, t.steps + 1,
             t.sum_accept + jnp.exp(jnp.minimum(log_w, 0.0)),
             diverging,
-            (sub_done & ~valid) | turning | (depth >= max_depth),
+            done,
         )
 
     def finish(t: NUTSTree):

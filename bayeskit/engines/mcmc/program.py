@@ -176,7 +176,13 @@ def _build(model, spec, engine, init_strategy) -> Program:
 
         def inner_body(carry):
             lanes, buffers = carry
-            stepped = jax.vmap(kernel.step)(lanes.tree, lanes.adapt.step_size, lanes.adapt.inverse_mass_matrix)
+            args = (lanes.tree, lanes.adapt.step_size, lanes.adapt.inverse_mass_matrix)
+            if size == 1:
+                # one chain (CPU): no vmap, so the kernel's conds stay branches, and no select, as the
+                # loop only runs while the chain runs and is not done
+                stepped = jax.tree.map(lambda a: a[None], kernel.step(*jax.tree.map(lambda a: a[0], args)))
+                return lanes._replace(tree=stepped), buffers
+            stepped = jax.vmap(kernel.step)(*args)
             move = running(lanes) & ~lanes.tree.done
             return lanes._replace(tree=_select(move, stepped, lanes.tree)), buffers
 
