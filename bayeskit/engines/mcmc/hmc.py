@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from collections.abc import Mapping
 from typing import ClassVar, NamedTuple
@@ -229,12 +230,35 @@ class _Runner:
         on_device = {d: (_on(d, program.schedule), _on(d, self.spec.arrays)) for d in {g.device for g in self.groups}}
         placed = [on_device[g.device] for g in self.groups]
 
+        # Run-ahead: a group whose chunk is done starts its next one at once, on its worker, rather
+        # than waiting for the slowest group and the host's bookkeeping between chunks (the draws do
+        # not change: a group's chunk depends on its own lanes only). Not across the boundaries where
+        # the host may restart stuck chains; stopped when the run ends (or is interrupted).
+        pool = _pool(self.workers) if self.workers > 1 else None
+        ahead: dict = {}  # (group, start) -> future of a chunk started early
+        finished = threading.Event()
+
+        def may_run_ahead(stop):
+            return pool is not None and stop < total and stop > RESTART_BEFORE * warmup
+
+        def launch(i, fn, lane, start, stop):
+            def task():
+                out = jax.block_until_ready(fn(lane, np.int32(start), np.int32(stop), *placed[i]))
+                if may_run_ahead(stop) and not finished.is_set():
+                    # registered before this future completes: the host looks it up only after that
+                    ahead[(i, stop)] = launch(i, fn, out[0], stop, min(stop + program.chunk_len, total))
+                return out
+
+            return pool.submit(task) if pool is not None else _Done(task())
+
         def advance(lanes, start, stop):
             args = [(lanes[i], np.int32(start), np.int32(stop), *placed[i]) for i in range(len(self.groups))]
             # Compiled here, one group at a time: tracing runs NumPyro's handler stack, a global
             # that two threads tracing at once would interleave. The threads only execute.
             compiled = [program.compiled_chunk(a) for a in args]
-            outs = _map_groups(self.groups, lambda i, g: jax.block_until_ready(compiled[i](*args[i])), self.workers)
+            futures = [ahead.pop((i, start), None) or launch(i, compiled[i], lanes[i], start, stop)
+                       for i in range(len(self.groups))]
+            outs = [f.result() for f in futures]
             lanes = [o[0] for o in outs]
             out = jax.device_get([o[1] for o in outs])  # waits for the chunk: the bar shows steps done
             n = stop - start
@@ -257,10 +281,15 @@ class _Runner:
             kept = [r for r in records if r is not None]
             return self._posterior(kept, model) if kept else None
 
-        result = run(
-            advance, lanes, total=total, chunk=program.chunk_len, progress=engine.progress, desc=model.name,
-            phases=[("warmup", warmup), ("sampling", engine.draws)], postfix=postfix, partial=partial,
-        )
+        try:
+            result = run(
+                advance, lanes, total=total, chunk=program.chunk_len, progress=engine.progress, desc=model.name,
+                phases=[("warmup", warmup), ("sampling", engine.draws)], postfix=postfix, partial=partial,
+            )
+        finally:
+            finished.set()
+            for future in ahead.values():
+                future.cancel()
         kept = [r for r in result.records if r is not None]
         if not kept:  # interrupted during warmup: there are no draws to return
             raise KeyboardInterrupt
@@ -388,18 +417,23 @@ def chain_groups(chains: int, cores: int | None = None) -> list[ChainGroup]:
 _POOLS: dict = {}
 
 
-def _map_groups(groups, fn, workers: int):
-    """fn(i, group) for every group, at most `workers` at a time on threads (XLA releases the GIL
-    while it runs; fn waits for its result, so `workers` bounds how many run at once)."""
-    workers = max(1, min(workers, len(groups)))
-    if workers == 1:
-        return [fn(i, g) for i, g in enumerate(groups)]
+def _pool(workers: int):
+    """A thread pool of `workers` threads, kept for the process (XLA releases the GIL while it runs)."""
     if workers not in _POOLS:
         from concurrent.futures import ThreadPoolExecutor
 
         _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bayeskit-chains")
-    futures = [_POOLS[workers].submit(fn, i, g) for i, g in enumerate(groups)]
-    return [f.result() for f in futures]
+    return _POOLS[workers]
+
+
+class _Done:
+    """A finished result with a future's `result()`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 def _on(device, tree):
