@@ -36,7 +36,7 @@ def tune_xla_cpu(environ=None) -> bool:
     """Add the small-loop threshold to ``XLA_FLAGS`` when it can still take effect and the user
     has not chosen otherwise. Returns whether it was added."""
     environ = os.environ if environ is None else environ
-    if environ.get(ENV, "").strip().lower() in _OFF or backend_started():
+    if _opted_out(environ) or backend_started():
         return False
     flags = environ.get("XLA_FLAGS", "")
     if OPTION in flags:
@@ -52,6 +52,10 @@ def tune_xla_cpu(environ=None) -> bool:
     environ["XLA_FLAGS"] = flags
     _state["set"] = environ is os.environ
     return True
+
+
+def _opted_out(environ) -> bool:
+    return environ.get(ENV, "").strip().lower() in _OFF
 
 
 def backend_started() -> bool:
@@ -75,7 +79,7 @@ def hoisting_active() -> bool:
 def warn_if_inactive() -> None:
     """Once per process, on CPU: say that sampling runs slower because the backend started
     before bayeskit could set `OPTION`, and how to fix it."""
-    if _state.get("warned") or hoisting_active() or os.environ.get(ENV, "").strip().lower() in _OFF:
+    if _state.get("warned") or hoisting_active() or _opted_out(os.environ):
         return
     import warnings
 

@@ -188,8 +188,7 @@ def _estimate(metric, m: Moments, current):
     n = m.n
     if metric == "diag":
         var_x, var_g = m.m2_x / jnp.maximum(n - 1, 1), m.m2_g / jnp.maximum(n - 1, 1)
-        new = jnp.sqrt(var_x / var_g)
-        new = jnp.clip(jnp.where(jnp.isfinite(new) & (new > 0), new, current), CLIP, 1 / CLIP)
+        new = _bounded(jnp.sqrt(var_x / var_g), current)
     elif metric == "low_rank":
         new = _low_rank(m.m2_x / jnp.maximum(n - 1, 1), m.m2_g / jnp.maximum(n - 1, 1))
         new = jnp.where(jnp.all(jnp.isfinite(new)), new, current)
@@ -201,10 +200,14 @@ def _estimate(metric, m: Moments, current):
     return jnp.where(n >= 3, new, current)
 
 
+def _bounded(diag, fallback):
+    """A diagonal's entries in [CLIP, 1 / CLIP], `fallback` where one is not finite and positive."""
+    return jnp.clip(jnp.where(jnp.isfinite(diag) & (diag > 0), diag, fallback), CLIP, 1 / CLIP)
+
+
 def _low_rank(cov_x, cov_g):
     """nutpie's low-rank modified diagonal from the covariances of the draws and the gradients."""
-    diag = jnp.sqrt(jnp.diagonal(cov_x) / jnp.diagonal(cov_g))
-    diag = jnp.clip(jnp.where(jnp.isfinite(diag) & (diag > 0), diag, 1.0), CLIP, 1 / CLIP)
+    diag = _bounded(jnp.sqrt(jnp.diagonal(cov_x) / jnp.diagonal(cov_g)), 1.0)
     half = jnp.sqrt(diag)
     eye = jnp.eye(diag.shape[0], dtype=diag.dtype)
     c_x = cov_x / jnp.outer(half, half) + LOW_RANK_GAMMA * eye  # Cov(D^-1/2 x)
@@ -268,8 +271,7 @@ def initial_inverse_mass_matrix(metric: str, grad):
         return jnp.eye(dim, dtype=grad.dtype)
     if metric == "diag_welford":
         return jnp.ones(dim, grad.dtype)
-    inv = 1.0 / jnp.abs(grad)
-    inv = jnp.clip(jnp.where(jnp.isfinite(inv), inv, 1.0), CLIP, 1 / CLIP)
+    inv = _bounded(1.0 / jnp.abs(grad), 1.0)
     return jnp.diag(inv) if metric == "low_rank" else inv
 
 

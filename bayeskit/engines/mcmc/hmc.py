@@ -288,8 +288,8 @@ class _Runner:
             )
         finally:
             finished.set()
-            for future in ahead.values():
-                future.cancel()
+            while ahead:  # popitem, not a loop over the dict: a worker may still be adding its last one
+                ahead.popitem()[1].cancel()
         kept = [r for r in result.records if r is not None]
         if not kept:  # interrupted during warmup: there are no draws to return
             raise KeyboardInterrupt

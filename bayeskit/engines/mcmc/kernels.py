@@ -23,8 +23,8 @@ size 0.8727: 30 steps per transition and 8% at the maximum depth for BlackJAX an
 and none with them; `tests/test_nuts.py`). Only the layout for XLA is ours, and it is what the
 time per gradient is made of on small models (issue 16):
 
-* one step per loop iteration, the end-of-subtree bookkeeping by selects: no nested loops, no
-  ``cond``;
+* one step per loop iteration, no nested loops; the merge of a finished subtree under a ``cond``
+  (a select when chains are lanes of a ``vmap``);
 * the block U-turn checks as one vector operation over ``max_depth`` checkpoint slots (slot ``k``
   holds the momentum and running momentum sum where the current block of ``2**k`` leaves began);
 * random numbers from a counter hash (Murmur3's 32-bit finaliser over the chain's key, the
@@ -174,7 +174,7 @@ class NUTSTree(NamedTuple):
 
 def nuts(logdensity_fn, max_depth: int = 10, extra_checks: bool = True) -> LaneKernel:
     """``extra_checks``: Stan's U-turn checks between the two halves of every merge, besides the
-    merged span (see `_merge_turning`); False is BlackJAX's and NumPyro's criterion."""
+    merged span (see the module docstring); False is BlackJAX's and NumPyro's criterion."""
     value_and_grad = jax.value_and_grad(logdensity_fn)
     levels = np.arange(max_depth)
     block = 2**levels
