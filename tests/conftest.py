@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import bayeskit  # noqa: F401  (first: it sets XLA:CPU flags before JAX starts, as for a user)
 import jax
 import numpy as np
 import pytest
+
+import bayeskit  # noqa: F401  (before any JAX array: it sets XLA:CPU flags before JAX starts its backend, as for a user)
 
 jax.config.update("jax_enable_x64", True)
 
