@@ -267,9 +267,11 @@ def test_engine_lbfgs_finds_the_optimum_and_sample_needs_a_sampler():
 
 
 def test_non_finite_objective_stops_at_the_last_finite_point():
-    with pytest.warns(UserWarning, match="non-finite"):
-        post = bk.fit(Quadratic(blow_up=0.5), {"y": np.zeros(5)},
-                      engine=bk.Optimize(steps=100, learning_rate=0.2, schedule="constant", progress=False))
+    with pytest.raises(bk.SamplingError, match=r"objective was not finite at step \d+ of 100.*parameters of step") \
+            as err:
+        bk.fit(Quadratic(blow_up=0.5), {"y": np.zeros(5)},
+               engine=bk.Optimize(steps=100, learning_rate=0.2, schedule="constant", progress=False))
+    post = err.value.partial
     assert post.stopped and len(post.history) < 100
     assert np.all(np.isfinite(post.history)) and np.isfinite(post.objective)
     assert np.max(np.abs(post.params["theta"])) <= 0.5

@@ -1,11 +1,15 @@
 """Scale-mixture processes against independent numerical integration (scipy) and closed forms."""
 
+import re
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import integrate, stats
 
 import bayeskit as bk
+from bayeskit.engines.exact.posterior import ProcessPosterior
 from bayeskit.models.kernels import NNGP, RBF
 from bayeskit.models.processes import (
     BurrXII,
@@ -203,6 +207,50 @@ def test_type2_ml_improves_and_respects_fixed():
     assert post.hyperparameters()["kernel.lengthscale"] < 3.0  # the sine wiggles faster than 3
     # the optimiser's record ends at (or near) the reported value
     assert max(post.history) == pytest.approx(post.log_marginal_likelihood, abs=1e-3)
+
+
+def test_type2_ml_learns_real_hyperparameters_and_keeps_structural_zeros():
+    # LogNormal's loc lives on the real line: learned as it is, from 0 or from below 0 (it used to
+    # be frozen silently, as a log-scale step cannot leave 0 or a negative value)
+    for loc in (0.0, -1.0):
+        process = ScaleMixtureProcess(RBF(lengthscale=1.0), noise=0.3, scale_prior=LogNormal(loc=loc, scale=0.5))
+        post = bk.fit(process, data={"X": X, "y": Y}, engine=bk.Exact(steps=300, progress=False))
+        learned = post.hyperparameters()
+        assert learned["scale_prior.loc"] != loc
+        # the learned loc maximises the log ML over loc (the others held at their learned values), checked
+        # on a grid by the closed-form quadrature: no grid point beats it by more than Adam's 1e-3 slack
+        fitted = post.process
+
+        def lml(value, fitted=fitted, scale=float(learned["scale_prior.scale"])):
+            moved = fitted.replace(scale_prior=LogNormal(loc=value, scale=scale))
+            return bk.fit(moved, data={"X": X, "y": Y}, engine=bk.Exact(optimize=False)).log_marginal_likelihood
+
+        grid = float(learned["scale_prior.loc"]) + np.linspace(-1.0, 1.0, 21)
+        assert post.log_marginal_likelihood >= max(lml(v) for v in grid) - 1e-3
+    # a positive hyperparameter at exactly 0 (NNGP's default bias_var: no bias term) stays 0; the others move
+    post = bk.fit(ScaleMixtureProcess(NNGP(weight_var=1.0), noise=0.1), data={"X": X, "y": Y},
+                  engine=bk.Exact(steps=50, progress=False))
+    assert post.hyperparameters()["kernel.bias_var"] == 0.0 and post.hyperparameters()["kernel.weight_var"] != 1.0
+    # a negative one (possible only by going around the constructors' checks) is refused by name
+    negative = jax.tree_util.tree_map(lambda v: v, ScaleMixtureProcess(RBF(), noise=0.1))
+    object.__setattr__(negative.kernel, "lengthscale", -1.0)
+    with pytest.raises(bk.ConfigError, match="'kernel.lengthscale' must be positive"):
+        bk.fit(negative, data={"X": X, "y": Y}, engine=bk.Exact(progress=False))
+
+
+def test_non_finite_log_ml_raises_with_the_best_posterior():
+    process = ScaleMixtureProcess(RBF(variance=1.0, lengthscale=1.0), noise=0.1, scale_prior=InverseGamma(2.0, 2.0))
+    start = bk.fit(process, data={"X": X, "y": Y}, engine=bk.Exact(optimize=False)).log_marginal_likelihood
+    # a learning rate of 500 on log hyperparameters overflows them within a few steps
+    with pytest.raises(bk.SamplingError, match=r"type-II ML: the log ML was not finite at step \d+ of 100.*"
+                                               r"best point reached") as err:
+        bk.fit(process, data={"X": X, "y": Y}, engine=bk.Exact(learning_rate=500.0, steps=100, progress=False))
+    bad = int(re.search(r"at step (\d+)", str(err.value)).group(1))
+    partial = err.value.partial
+    assert isinstance(partial, ProcessPosterior) and len(partial.history) == bad
+    assert partial.history[0] == pytest.approx(start, rel=1e-9) and np.all(np.isfinite(partial.history))
+    # the posterior kept is the best point of the record, not the last one before the failure
+    assert partial.log_marginal_likelihood == pytest.approx(max(partial.history), rel=1e-9)
 
 
 def test_default_engine_is_exact_and_nngp_kernel_works():

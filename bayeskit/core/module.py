@@ -24,11 +24,17 @@ import dataclasses
 from typing import Any, ClassVar
 
 
-def field(*, static: bool = False, converter=None, **kwargs):
+def field(*, static: bool = False, converter=None, domain: str | None = None, **kwargs):
     """A dataclass field of a `Module`: ``static=True`` keeps it out of the pytree leaves (a setting
-    such as a depth or an activation), ``converter`` maps the value given on construction."""
+    such as a depth or an activation), ``converter`` maps the value given on construction, and
+    ``domain`` says where a hyperparameter lives when engines learn it: ``"positive"`` (the
+    default for array fields: learned on the log scale) or ``"real"`` (learned as it is)."""
+    if domain not in (None, "positive", "real"):
+        raise ValueError(f"field(domain=...) must be 'positive' or 'real', got {domain!r}")
     metadata = dict(kwargs.pop("metadata", None) or {})
     metadata["static"] = static
+    if domain is not None:
+        metadata["domain"] = domain
     if converter is not None:
         metadata["converter"] = converter
     return dataclasses.field(metadata=metadata, **kwargs)

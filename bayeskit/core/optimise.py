@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from . import loop
+from .errors import SamplingError
+
+NON_FINITE = "non-finite objective"
 
 
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,
-              keep: str = "best"):
+              keep: str = "best", partial: Callable[[Any, list], Any] | None = None):
     """Run ``step(theta, state) -> (theta, state, loss)`` `steps` times with a progress bar.
 
     ``loss`` is the objective per data point (minimised); the history records ``-loss * n``
-    (the log marginal likelihood, or the ELBO). A non-finite loss stops the run there, keeping
-    what was reached: the best point so far (``keep="best"``, for exact objectives) or the last
-    finite one (``keep="last"``, for stochastic ones, where the best is a lucky draw).
-    Returns (theta, history).
+    (the log marginal likelihood, or the ELBO). Returns (theta, history).
+
+    A non-finite loss stops the run and raises `SamplingError` naming the step; its ``partial`` is
+    ``partial(theta, history)`` (default: the pair itself) at what was reached: the best point so
+    far (``keep="best"``, for exact objectives) or the last one with a finite loss (``keep="last"``,
+    for stochastic ones, where the best is a lucky draw).
     """
-    best = [math.inf, theta]
+    best = [math.inf, theta, -1]  # loss, theta, step
+    last = [theta]  # the last point whose loss was finite (the loss is that of the step's input)
 
     def advance(carry, start, stop):
         theta, state = carry
@@ -28,9 +35,10 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
             new_theta, new_state, value = step(theta, state)
             value = float(value)
             if not math.isfinite(value):
-                raise loop.Stop((theta, state), start + len(values), values, "non-finite objective")
+                raise loop.Stop((theta, state), start + len(values), values, NON_FINITE)
+            last[0] = theta
             if value < best[0]:
-                best[:] = [value, theta]
+                best[:] = [value, theta, start + len(values)]
             values.append(-value * n)
             theta, state = new_theta, new_state
         return (theta, state), values
@@ -38,4 +46,27 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
     result = loop.run(advance, (theta, state), total=steps, progress=progress, desc=desc,
                       postfix=lambda records, done: f"{label} {records[-1][-1]:.3f}" if records[-1] else "")
     history = [v for record in result.records for v in record]
+    stopped = result.stopped
+    if stopped is not None and stopped.reason == NON_FINITE:
+        kept = best[1] if keep == "best" else last[0]
+        bad = stopped.done
+        if bad == 0:
+            where = "the starting point (nothing was optimised)"
+        elif keep == "best":
+            where = f"the best point reached (step {best[2]})"
+        else:
+            where = f"the parameters of step {bad - 1}, the last with a finite {label}"
+        kept_result, note = (kept, history), ""
+        if partial is not None:
+            try:
+                kept_result = partial(kept, history)
+            except Exception as exc:  # the error of the run says more; keep the raw point
+                note = f" as (parameters, history): a posterior at that point failed too ({type(exc).__name__}: {exc})"
+        import jax
+
+        x64 = "" if jax.config.jax_enable_x64 else ", use 64-bit floats (jax.config.update('jax_enable_x64', True))"
+        raise SamplingError(
+            f"{desc}: the {label} was not finite at step {bad} of {steps}: the run stopped there and kept {where} "
+            f"(error.partial{note}). Lower the learning rate{x64}, or check the data and the starting values",
+            partial=kept_result)
     return (best[1] if keep == "best" else result.state[0]), history

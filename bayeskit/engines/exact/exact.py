@@ -19,6 +19,7 @@ from ...models.processes.process import (
     ScaleMixtureProcess,
     check_data,
     check_fixed,
+    hyperparameter_domains,
     hyperparameter_names,
     with_working_jitter,
 )
@@ -32,9 +33,13 @@ class Exact(Engine):
     """Exact posterior of a `ScaleMixtureProcess`, after fitting its hyperparameters.
 
     With ``optimize`` the kernel, noise and scale-prior hyperparameters maximise the log marginal
-    likelihood (type-II ML) by Adam on their logarithms for ``steps`` steps. Hyperparameters
-    that are 0 (e.g. ``bias_var=0``) or negative, and those named in ``fixed`` (paths such as
-    ``"kernel.lengthscale"``, ``"noise"``, ``"scale_prior.a"``), stay as given.
+    likelihood (type-II ML) by Adam for ``steps`` steps: positive ones on their logarithms, real
+    ones (a `LogNormal` scale prior's ``loc``) as they are. Those named in ``fixed`` (paths such as
+    ``"kernel.lengthscale"``, ``"noise"``, ``"scale_prior.a"``) stay as given, and so does a
+    positive one set to exactly 0 (e.g. NNGP's default ``bias_var=0``: no bias term), which no
+    log-scale step can leave; set it positive to learn it. A negative value of a positive
+    hyperparameter is refused (`ConfigError`). A non-finite log ML stops the fit with a
+    `SamplingError` that carries the posterior at the best point reached (``error.partial``).
 
     ``solver``: "cholesky" (dense, exact), "cg" or a `MatrixFree` (GPyTorch's matrix-free CG and
     stochastic Lanczos quadrature, for large N; needs the ``torch`` extra), or "auto": Cholesky
@@ -83,55 +88,75 @@ class Exact(Engine):
             from .matrix_free import fit_matrix_free
 
             return fit_matrix_free(self, settings, model, X, y, key)
+        def posterior(process, history):
+            if own_posterior is not None:
+                return process.exact_posterior(X, y, history, engine=self)
+            return ProcessPosterior(process, X, y, history, engine=self)
+
         process = with_working_jitter(model, X)
         history = ()
         if self.optimize:
-            process, history = self._type2_ml(process, X, y)
+            process, history = self._type2_ml(
+                process, X, y, partial=lambda p, h: posterior(with_working_jitter(p, X), tuple(h)))
             process = with_working_jitter(process, X)
-        if own_posterior is not None:
-            return process.exact_posterior(X, y, history, engine=self)
-        return ProcessPosterior(process, X, y, history, engine=self)
+        return posterior(process, history)
 
-    def _type2_ml(self, process, X, y):
-        treedef, values, free = self.free_leaves(process, y.dtype)
+    def _type2_ml(self, process, X, y, partial=None):
+        treedef, values, free, real = self.free_leaves(process, y.dtype)
         if not free:  # nothing to learn (every hyperparameter fixed, zero or structural)
             return process, ()
-        key = program_key("Exact.type2_ml", treedef, static=tuple(free), arrays={"X": X, "y": y}, engine=self)
-        build, step, init = cached(key, lambda: _optimiser(treedef, tuple(free), float(self.learning_rate)))
-        theta = [jnp.log(values[i]) for i in free]
-        best, history = self.optimise(lambda th, st: step(th, st, values, X, y), theta, init(theta), y.shape[0])
+        key = program_key("Exact.type2_ml", treedef, static=(tuple(free), real), arrays={"X": X, "y": y},
+                          engine=self)
+        build, step, init = cached(key, lambda: _optimiser(treedef, tuple(free), real, float(self.learning_rate)))
+        theta = [values[i] if i in real else jnp.log(values[i]) for i in free]
+        best, history = self.optimise(lambda th, st: step(th, st, values, X, y), theta, init(theta), y.shape[0],
+                                      partial=None if partial is None else lambda th, h: partial(build(th, values), h))
         return build(best, values), history
 
     def free_leaves(self, process, dtype):
-        """(treedef, leaf values, indices of the leaves to optimise) of a process."""
+        """(treedef, leaf values, indices of the leaves to optimise, the subset of those on the real
+        line) of a process: positive leaves are learned on the log scale, real ones as they are."""
         leaves, treedef = jax.tree_util.tree_flatten(process)
-        names = hyperparameter_names(process)
+        names, domains = hyperparameter_names(process), hyperparameter_domains(process)
         values = [jnp.asarray(v, dtype=dtype) for v in leaves]
         unknown = [f for f in self.fixed if f not in names]
         if unknown:
             raise ConfigError(f"`fixed` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
-        free = [i for i, (name, v) in enumerate(zip(names, values, strict=True))
-                if name not in self.fixed and name != "jitter" and bool(np.all(np.asarray(v) > 0))]
-        return treedef, values, free
+        free, real = [], []
+        for i, (name, domain, v) in enumerate(zip(names, domains, values, strict=True)):
+            if name in self.fixed or name == "jitter":
+                continue
+            v = np.asarray(v)
+            if domain == "real":
+                free.append(i)
+                real.append(i)
+            elif np.all(v > 0):
+                free.append(i)
+            elif not np.all(v == 0):  # 0 is a structural zero (no bias term, no noise): kept, as documented
+                raise ConfigError(f"hyperparameter {name!r} must be positive to be learned on the log scale, got "
+                                  f"{v.tolist()}: give positive values, or keep it as it is with fixed=({name!r},)")
+        return treedef, values, free, tuple(real)
 
-    def optimise(self, step, theta, state, n):
-        """Adam steps with a progress bar; the best finite point and the log ML history."""
+    def optimise(self, step, theta, state, n, partial=None):
+        """Adam steps with a progress bar; the best finite point and the log ML history (a non-finite
+        log ML raises `SamplingError` with ``partial(theta, history)`` at the best point)."""
         return run_steps(step, theta, state, steps=self.steps, n=n, progress=self.progress, desc="type-II ML",
-                         label="log ML")
+                         label="log ML", partial=partial)
 
 
-def _optimiser(treedef, free: tuple[int, ...], learning_rate: float):
+def _optimiser(treedef, free: tuple[int, ...], real: tuple[int, ...], learning_rate: float):
     """(build, jitted Adam step, init) for one process structure (kept in the program cache, so
     refits compile nothing).
 
-    ``build(theta, values)`` puts exp(theta) into the free leaves; the loss is -log ML / n.
+    ``build(theta, values)`` puts exp(theta) into the free leaves (theta itself into the `real`
+    ones); the loss is -log ML / n.
     """
     import optax
 
     def build(theta, values):
         vals = list(values)
         for i, t in zip(free, theta, strict=True):
-            vals[i] = jnp.exp(t)
+            vals[i] = t if i in real else jnp.exp(t)
         return jax.tree_util.tree_unflatten(treedef, vals)
 
     opt = optax.adam(learning_rate)

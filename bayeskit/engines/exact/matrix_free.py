@@ -127,7 +127,7 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
     objective = MatrixFreeObjective(process, X, y, settings)
     history = ()
     if engine.optimize:
-        treedef, values, free = engine.free_leaves(process, y.dtype)
+        treedef, values, free, real = engine.free_leaves(process, y.dtype)
         values = [np.asarray(v) for v in values]
         n = y.shape[0]
         opt = optax.adam(engine.learning_rate)
@@ -135,7 +135,7 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
         def leaves_of(theta):
             vals = list(values)
             for i, t in zip(free, theta, strict=True):
-                vals[i] = np.exp(np.asarray(t))
+                vals[i] = np.asarray(t) if i in real else np.exp(np.asarray(t))
             return vals
 
         counter = iter(range(10**9))
@@ -143,13 +143,19 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
         def step(theta, state):
             leaves = leaves_of(theta)
             value, grads = objective.value_and_grad(leaves, base_seed + next(counter))
-            # loss = -log ML / n in θ = log(leaf): ∂loss/∂θ = -∂logML/∂leaf · leaf / n
-            g = [jnp.asarray(-grads[i] * leaves[i] / n) for i in free]
+            # loss = -log ML / n in θ = log(leaf): ∂loss/∂θ = -∂logML/∂leaf · leaf / n (θ = leaf if real)
+            g = [jnp.asarray(-grads[i] * (1.0 if i in real else leaves[i]) / n) for i in free]
             updates, state = opt.update(g, state)
             return optax.apply_updates(theta, updates), state, -value / n
 
-        theta = [jnp.log(values[i]) for i in free]
-        best, history = engine.optimise(step, theta, opt.init(theta), n)
+        theta = [jnp.asarray(values[i]) if i in real else jnp.log(values[i]) for i in free]
+
+        def posterior(theta, history):
+            return MatrixFreeProcessPosterior(jax.tree_util.tree_unflatten(treedef, leaves_of(theta)), X, y,
+                                              tuple(history), engine=engine, settings=settings, seed=base_seed,
+                                              source=objective.source)
+
+        best, history = engine.optimise(step, theta, opt.init(theta), n, partial=posterior)
         process = jax.tree_util.tree_unflatten(treedef, leaves_of(best))
     return MatrixFreeProcessPosterior(process, X, y, history, engine=engine, settings=settings, seed=base_seed,
                                       source=objective.source)

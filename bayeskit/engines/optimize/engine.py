@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import jax
@@ -91,28 +90,26 @@ class Optimize(Engine):
         rates = iter(self.learning_rates())  # NumPy float64 scalars: one abstract signature, one trace
         # L-BFGS needs one deterministic objective: the same key (for any Monte Carlo term) at every step
         keys = iter([key_run] * self.steps if self.optimizer == "lbfgs" else jax.random.split(key_run, self.steps))
-        last_finite, last_state = [params], [None]
+        last_state = [None]
 
         def one_step(p, state):
             new_p, new_state, loss = step(p, state, next(rates), model, data, next(keys))
-            if math.isfinite(float(loss)):
-                last_finite[0] = p  # its objective (the loss returned) is finite
             last_state[0] = new_state
             return new_p, new_state, loss
 
+        def stopped(p, history):  # a non-finite objective: the last point whose objective was finite
+            return OptimizedPosterior(model, p, data, history, engine=self, stopped=True, objective=evaluate(p))
+
         params, history = run_steps(one_step, params, init(params), steps=self.steps, n=n,
                                     progress=self.progress, desc=f"optimise ({self.optimizer})",
-                                    label="objective", keep="last")
-        stopped = len(history) < self.steps
-        if stopped:
-            params = last_finite[0]
+                                    label="objective", keep="last", partial=stopped)
         # the history holds the objective before each step: evaluate it where the fit ended, on all the data;
         # with the whole data per step, one more step at learning rate 0 gives it without another program
-        if stopped or batch < n:
+        if batch < n or len(history) < self.steps:  # (fewer steps: interrupted)
             final = evaluate(params)
         else:
             final = -n * float(step(params, last_state[0], np.float64(0.0), model, data, key_run)[2])
-        return OptimizedPosterior(model, params, data, history, engine=self, stopped=stopped, objective=final)
+        return OptimizedPosterior(model, params, data, history, engine=self, objective=final)
 
 
 def _num_points(data: dict) -> int:

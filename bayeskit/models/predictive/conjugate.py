@@ -20,7 +20,7 @@ import numpy as np
 
 from ...core.checks import check_positive, check_real
 from ...core.errors import DataError
-from ...core.module import Module
+from ...core.module import Module, field
 from .base import PredictiveRule, float_dtype
 
 
@@ -79,7 +79,7 @@ class Conjugate(PredictiveRule):
 class NormalNormal(Conjugate):
     """Y ~ N(θ, noise²) with θ ~ N(loc, scale²): the predictive is N(mᵢ, noise² + sᵢ²)."""
 
-    loc: float = 0.0
+    loc: float = field(default=0.0, domain="real")
     scale: float = 1.0
     noise: float = 1.0
 
@@ -113,7 +113,7 @@ class NormalInverseGamma(Conjugate):
     """Y ~ N(μ, σ²) with σ² ~ InvGamma(concentration, rate), μ | σ² ~ N(loc, σ²/kappa): the predictive
     is Student-t(2a, m, √(b(κ + 1)/(aκ)))."""
 
-    loc: float = 0.0
+    loc: float = field(default=0.0, domain="real")
     kappa: float = 1.0
     concentration: float = 1.0
     rate: float = 1.0

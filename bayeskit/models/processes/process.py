@@ -84,6 +84,28 @@ def hyperparameter_names(process) -> list[str]:
     return [jax.tree_util.keystr(p).lstrip(".").replace("'", "") for p in paths]
 
 
+def hyperparameter_domains(process) -> list[str]:
+    """"positive" or "real" for each hyperparameter of `hyperparameter_names`, from the fields'
+    ``domain`` (`core.module.field`); positive unless a field says otherwise."""
+    import dataclasses
+
+    out = []
+    for path, _ in jax.tree_util.tree_flatten_with_path(process)[0]:
+        obj, domain = process, "positive"
+        for key in path:
+            if isinstance(key, jax.tree_util.GetAttrKey):
+                if dataclasses.is_dataclass(obj):
+                    spec = {f.name: f for f in dataclasses.fields(obj)}.get(key.name)
+                    domain = spec.metadata.get("domain", "positive") if spec is not None else "positive"
+                obj = getattr(obj, key.name)
+            elif isinstance(key, jax.tree_util.SequenceKey):
+                obj = obj[key.idx]
+            elif isinstance(key, jax.tree_util.DictKey):
+                obj = obj[key.key]
+        out.append(domain)
+    return out
+
+
 def check_fixed(fixed) -> None:
     """An engine's ``fixed`` setting: a tuple of hyperparameter paths (strings) to keep as given."""
     if isinstance(fixed, str) or not isinstance(fixed, (tuple, list)) or not all(isinstance(f, str) for f in fixed):

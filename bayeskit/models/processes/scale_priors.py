@@ -81,7 +81,7 @@ class Gamma(ScalePrior):
 class LogNormal(ScalePrior):
     """log σ² ~ N(loc, scale²)."""
 
-    loc: float = 0.0
+    loc: float = field(default=0.0, domain="real")
     scale: float = 1.0
 
     def __check_init__(self):
