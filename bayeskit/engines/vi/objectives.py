@@ -144,11 +144,16 @@ def diwhvi(n: int, m: int):
 
 def average(objective, K: int):
     """The mean of K independent runs of `objective` (an unbiased estimate of the same expectation,
-    with K times less variance): ``average(elbo, 8)`` is the ELBO with 8 particles per step."""
+    with K times less variance): ``average(elbo, 8)`` is the ELBO with 8 particles per step. The K
+    runs are one vectorised program, so compile time and memory do not grow with K's unrolling."""
+    from .runtime import average_runs
+
     _check_k(K, "average")
 
     def averaged(model, guide):
-        return sum(objective(model, guide) for _ in range(K)) / K
+        if K == 1:
+            return objective(model, guide)
+        return average_runs(objective, K, model, guide)
 
     averaged.__name__ = f"average({getattr(objective, '__name__', 'objective')}, {K})"
     return averaged

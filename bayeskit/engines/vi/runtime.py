@@ -55,6 +55,9 @@ class _Run:
 
     score: list = dataclasses.field(default_factory=list)  # REINFORCE log q terms (differentiable)
     special: dict = dataclasses.field(default_factory=dict)  # (call, site) -> (estimator, value, extra)
+    # averages of K runs: (their mean as returned, the K values, each run's REINFORCE log q sum)
+    averages: list = dataclasses.field(default_factory=list)
+    top: Any = None  # what the objective returned
 
 
 class Context:
@@ -165,6 +168,58 @@ class ModelHandle:
         return _batched(one, tuple(shape), values, plates)
 
 
+def average_runs(objective, K: int, model: ModelHandle, guide: ProgramHandle):
+    """The mean of K ≥ 2 independent runs of `objective`, vectorised (one trace whatever K).
+
+    The runs share one call of the enclosing program: copy k draws from fold_in(that call's key, k),
+    and its calls are recorded under (that call, its own call), so the estimators' reruns (enumeration,
+    measure-valued derivatives) substitute a value in the copy that drew it and nowhere else. Each
+    copy's score-function (REINFORCE) terms are kept with its own value: when the average is what
+    the objective returns, `surrogate` pairs them copy by copy, (1/K) Σ_k (F_k − b) ∇ log q_k, with K
+    times less variance than one run; inside a larger objective they pair with its value, as any
+    other choice's do (unbiased either way).
+    """
+    ctx = guide._ctx
+    call, key = ctx.next_key()
+    # substitutions addressed to this average's calls, routed to the inner calls (values carry the K axis)
+    routed = {(c[1], site): v for (c, site), v in ctx.subst.items() if isinstance(c, tuple) and c[0] == call}
+    static: dict = {}  # (inner call, site) -> estimator: Python objects, recorded while tracing
+
+    def one(k, subst):
+        inner = Context(ctx.model_fn, ctx.guide_fn, ctx.data, ctx.params, jax.random.fold_in(key, k),
+                        ctx.estimators, subst, ctx.reverse_fn)
+        value = objective(ModelHandle(inner), ProgramHandle(inner, ctx.guide_fn))
+        special = {}
+        for name, (estimator, sampled, extra) in inner.run.special.items():
+            static[name] = estimator
+            special[name] = (sampled, extra)
+        _pair_averages(inner.run, value)
+        score = sum((jnp.sum(s) for s in inner.run.score), jnp.zeros(()))
+        return jnp.asarray(value), score, special
+
+    values, score, special = jax.vmap(one)(jnp.arange(K), routed)
+    for (inner_call, site), (sampled, extra) in special.items():
+        ctx.run.special[((call, inner_call), site)] = (static[(inner_call, site)], sampled, extra)
+    mean = jnp.mean(values)
+    ctx.run.averages.append((mean, values, score))
+    return mean
+
+
+def _pair_averages(run: _Run, value, baseline=None):
+    """Settle the averages of a run once its objective returned `value`: an average that is the value
+    gets its per-copy REINFORCE terms as ``extra`` (with `baseline`; inside an average, the mean of the
+    other copies), any other goes into the run's score list, paired with the value as a whole."""
+    extra = jnp.zeros(())
+    for mean, values, score in run.averages:
+        if mean is value and baseline is not None:
+            frozen = lax.stop_gradient(values)
+            extra = extra + jnp.mean((frozen - baseline) * (score - lax.stop_gradient(score)))
+        else:
+            run.score.append(score)
+    run.averages = []
+    return extra
+
+
 def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
     """One run of a variational program: (model latent values, log q, all site values, Σ REINFORCE
     log q, {site: (estimator, value, extra)} for enumerated and measure-valued sites)."""
@@ -218,6 +273,7 @@ def evaluate(objective, model_fn, guide_fn, data, params, key, estimators, subst
     """(objective value, the run's records)."""
     ctx = Context(model_fn, guide_fn, data, params, key, estimators, subst, reverse_fn)
     value = objective(ModelHandle(ctx), ProgramHandle(ctx, guide_fn))
+    ctx.run.top = value
     value = jnp.asarray(value)
     if value.shape != () or not jnp.issubdtype(value.dtype, jnp.floating):
         raise ConfigError(f"an objective program must return a scalar float (the value to maximise), got an array "
@@ -234,7 +290,7 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
               + Σ_mvd Σ_i sg(ĝ_i) θ_i               (ĝ_i = c_i (F̂(z⁺_i) − F̂(z⁻_i)))
     """
     value, run = evaluate(objective, model_fn, guide_fn, data, params, key, estimators, reverse_fn=reverse_fn)
-    total = value
+    total = value + _pair_averages(run, run.top, baseline)
     L = sum((jnp.sum(s) for s in run.score), jnp.zeros(()))
     total = total + lax.stop_gradient(value - baseline) * (L - lax.stop_gradient(L))
     frozen = lax.stop_gradient(params)
