@@ -65,6 +65,25 @@ def cone(z=5.0):
     numpyro.sample("z", dist.Normal(r, 0.1 + r / 100), obs=z)
 
 
+def test_evaluate_runs_in_batches_of_bounded_memory(regression_data, monkeypatch):
+    # 300 runs of iwelbo(200) in batches that fit a 1 MiB budget give the same numbers as one vectorised
+    # batch (the same keys; within 1e-12 for reassociation), so n runs of a K-sample bound never need n
+    # times one run's memory (before: iwelbo(1000) on a 300-row regression was killed at 24 GB)
+    from bayeskit.engines.vi import engine as vi_engine
+
+    X, y, *_ = regression_data
+    post = bk.fit(regression, {"X": X, "y": y}, seed=0, engine=bk.VI(steps=200, progress=False))
+    whole = post.evaluate(bk.vi.iwelbo(200), n=300, seed=4)
+    assert vi_engine.evaluation_batch(10 * 2**20, 300) == 25  # 256 MiB / 10 MiB
+    monkeypatch.setattr(vi_engine, "EVALUATE_MEMORY", 2**20)
+    batches = []
+    real = vi_engine.evaluation_batch
+    monkeypatch.setattr(vi_engine, "evaluation_batch", lambda b, n: batches.append(real(b, n)) or batches[-1])
+    batched = post.evaluate(bk.vi.iwelbo(200), n=300, seed=4)
+    assert batches[0] < 300
+    np.testing.assert_allclose(batched, whole, rtol=1e-12)
+
+
 @pytest.mark.parametrize("objective", [bk.vi.elbo, bk.vi.iwelbo(5),
                                        pytest.param(bk.vi.forward_kl(10), marks=pytest.mark.slow)],
                          ids=["elbo", "iwelbo5", "forward_kl10"])

@@ -348,8 +348,31 @@ class VIPosterior(DrawsPosterior):
             return evaluate(program, self.model.fn, self.guide, self._data, params, key, choose,
                             reverse_fn=self.reverse)[0]
 
-        values = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(as_key(seed), n)))
+        keys = jax.random.split(as_key(seed), n)
+        # runs in vectorised batches sized to EVALUATE_MEMORY by one run's working memory, so that
+        # n runs of a K-sample bound never need n times a run's memory at once
+        batch = evaluation_batch(_run_bytes(one, keys[0]), n)
+        values = np.asarray(jax.jit(lambda k: jax.lax.map(one, k, batch_size=batch))(keys))
         return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n))
+
+
+EVALUATE_MEMORY = 256 * 2**20  # bytes of working memory for one batch of `VIPosterior.evaluate`'s runs
+
+
+def evaluation_batch(run_bytes: int, n: int) -> int:
+    """How many runs of `run_bytes` working memory each to vectorise at once (1 .. n)."""
+    return int(min(n, max(1, EVALUATE_MEMORY // max(int(run_bytes), 1))))
+
+
+def _run_bytes(one, key) -> int:
+    """Working memory of one run of a jitted program, from XLA's memory analysis (1 MiB if unknown)."""
+    import jax
+
+    try:
+        stats = jax.jit(one).lower(key).compile().memory_analysis()
+        return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+    except Exception:  # a backend without memory analysis: a guess that still bounds the batch
+        return 2**20
 
 
 def _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key, engine) -> VIPosterior:
