@@ -18,7 +18,7 @@ import numpy as np
 
 from ...core import loop
 from ...core.cache import cached, program_key
-from ...core.checks import check_bool, check_checkpoint, check_int, check_positive
+from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_positive
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
 from ...core.model import NumPyroProgram
@@ -27,6 +27,11 @@ from ...core.seeds import as_key
 from . import estimators as est
 from .families import as_family
 from .objectives import as_objective
+
+FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
+STILL_IMPROVING = 0.01  # nats more steps may still gain for a fit to count as settled
+SETTLE_STEPS = 0.1  # `_Program.settling` continues for this fraction of the steps
+SETTLE_DRAWS = 512  # ... and compares the objective before and after on this many common draws
 
 
 class VI(Engine):
@@ -37,8 +42,12 @@ class VI(Engine):
     `bk.vi.LowRank(rank)`, `bk.vi.Flow()`, or a NumPyro guide function. ``estimator``: how each
     random choice of the guide is differentiated: None (reparameterised where possible, else
     REINFORCE with a running baseline), one of "reparam", "reinforce", "enum", "mvd" for all, or a
-    dict site -> estimator. ``optimizer``: an optax optimizer (default Adam(``learning_rate``)).
-    ``steps``: optimisation steps. ``draws``: posterior draws taken from the fitted guide.
+    dict site -> estimator. ``steps``: optimisation steps, by Adam with learning rate ``learning_rate``
+    decayed along a cosine to 1% of it (``schedule="cosine"``, the default: the late steps average
+    the gradient noise out, so the fit settles) or held (``"constant"``); ``optimizer``: an optax
+    optimizer to use instead (its own learning rate; ``schedule`` then unused). ``draws``: posterior
+    draws taken from the fitted guide. The posterior says when the objective was still improving
+    over the last steps (`VIPosterior.problems`, warned about after the fit).
     ``checkpoint``: a file the state is written to every chunk of steps; ``resume=True`` continues
     from it (or starts afresh when it does not exist yet).
     """
@@ -46,8 +55,9 @@ class VI(Engine):
     objective: Callable | str = "elbo"
     guide: object = "mean_field"
     estimator: str | Mapping | None = None
-    steps: int = 2000
-    learning_rate: float = 0.01
+    steps: int = 4000
+    learning_rate: float = 0.05
+    schedule: str = "cosine"
     optimizer: object = None
     draws: int = 1000
     progress: bool = True
@@ -55,8 +65,9 @@ class VI(Engine):
     resume: bool = False
 
     capability: ClassVar = NumPyroProgram
-    # the number of steps and of draws change no compiled program
-    runtime_fields: ClassVar[tuple[str, ...]] = ("progress", "checkpoint", "resume", "steps", "draws")
+    # the learning rate of each step enters the compiled chunk as an argument: none of these recompile
+    runtime_fields: ClassVar[tuple[str, ...]] = ("progress", "checkpoint", "resume", "steps", "draws",
+                                                 "learning_rate", "schedule")
 
     def __check_init__(self):
         as_objective(self.objective)
@@ -64,6 +75,7 @@ class VI(Engine):
         check_int("steps", self.steps)
         check_int("draws", self.draws)
         check_positive("learning_rate", self.learning_rate)
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
         check_bool("progress", self.progress)
         check_checkpoint(self.checkpoint, self.resume)
         if isinstance(self.estimator, Mapping):
@@ -81,7 +93,18 @@ class VI(Engine):
         elif estimator is not None:
             estimator = est.as_estimator(estimator, "*")
         return (type(self).__name__, as_objective(self.objective), as_family(self.guide), estimator,
-                self.optimizer, self.learning_rate)
+                self.optimizer)
+
+    def learning_rates(self) -> np.ndarray:
+        """The factor each step's update is scaled by: the learning rate of Adam's step (cosine-decayed
+        or constant), or 1 with a user's ``optimizer`` (whose updates carry their own rate)."""
+        if self.optimizer is not None:
+            return np.ones(self.steps)
+        if self.schedule == "constant":
+            return np.full(self.steps, float(self.learning_rate))
+        t = np.arange(self.steps) / max(self.steps - 1, 1)
+        cosine = 0.5 * (1 + np.cos(np.pi * t))
+        return self.learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
 
     def fit(self, model, data, key) -> VIPosterior:
         import jax
@@ -92,7 +115,7 @@ class VI(Engine):
         # optimizer and data layout: refitting compiles nothing
         program = cached(program_key("vi", model, static=spec.static, arrays=spec.arrays, engine=self),
                          lambda: _Program(as_objective(self.objective), model.fn, family,
-                                          est.chooser(self.estimator), _optimizer(self)))
+                                          est.chooser(self.estimator), _optimizer(self), self.optimizer is None))
         guide_fn, reverse_fn = program.guide_fn, program.reverse_fn
         if isinstance(self.estimator, Mapping):
             unknown = set(self.estimator) - {s.name for s in spec.latent} - _guide_sites(guide_fn, spec, key)
@@ -110,6 +133,8 @@ class VI(Engine):
                              partial=lambda state, records, done: posterior(state, _history(previous, records)))
         history = _history(previous, result.records)
         post = posterior(result.state, history)
+        if result.stopped is None and not result.interrupted:
+            post.settling = program.settling(result.state, key_run, self, spec, sites)
         if result.stopped is not None:
             bad, step = len(history), result.state.step  # the history holds steps 0 .. bad - 1
             last = ", the last with a finite objective" if step < bad else ""
@@ -189,17 +214,21 @@ def _initial_state(sites, engine) -> tuple[_State, np.ndarray]:
 
 
 def _optimizer(engine):
+    """The optax transformation whose updates, times each step's rate, are added to the parameters:
+    Adam's direction (descending, so the rate's sign is in `_Program`), or the user's optimizer."""
     import optax
 
-    return engine.optimizer if engine.optimizer is not None else optax.adam(engine.learning_rate)
+    return engine.optimizer if engine.optimizer is not None else optax.scale_by_adam()
 
 
 class _Program:
     """The guide of one model and family, and the compiled chunk of optimisation steps for one
     objective, estimators, optimizer and data layout (cached: `core.cache`)."""
 
-    def __init__(self, objective, model_fn, family, estimators, optimizer):
+    def __init__(self, objective, model_fn, family, estimators, optimizer, default_optimizer: bool):
         self.objective, self.model_fn, self.estimators, self.optimizer = objective, model_fn, estimators, optimizer
+        self.default_optimizer = default_optimizer
+        self._pair = None  # the jitted paired evaluation of `settling`
         self.guide_fn = family.build(model_fn) if hasattr(family, "build") else family
         self.reverse_fn = getattr(family, "reverse", None)
         self._chunk = None
@@ -226,7 +255,9 @@ class _Program:
         def constrain(u):
             return _constrain(sites, u)
 
-        def step(carry, key, arrays):
+        descend = -1.0 if self.default_optimizer else 1.0  # Adam's direction, or the user's signed updates
+
+        def step(carry, rate, key, arrays):
             u, opt_state, baseline, bad, count = carry
             # step t's key is fold_in(key, t): a resumed or replayed run repeats the uninterrupted one exactly
             key_t = jax.random.fold_in(key, count)
@@ -238,7 +269,7 @@ class _Program:
 
             (_, value), grads = jax.value_and_grad(loss, has_aux=True)(u)
             updates, new_opt = optimizer.update(grads, opt_state, u)
-            new_u = jax.tree_util.tree_map(lambda a, b: a + b, u, updates)
+            new_u = jax.tree_util.tree_map(lambda a, b: a + descend * rate * b, u, updates)
             new_baseline = decay * baseline + (1 - decay) * value if running else baseline
             # one reduction flags a non-finite gradient (NaN and inf survive a sum); the step keeps
             # no copy of the previous state: on a failure the host replays the chunk (`_replay`)
@@ -246,28 +277,29 @@ class _Program:
             bad = jnp.where((bad < 0) & ~finite, count, bad)
             return (new_u, new_opt, new_baseline, bad, count + 1), value
 
-        def chunk(carry, key, arrays, length):
-            return jax.lax.scan(lambda c, _: step(c, key, arrays), carry, None, length=length)
+        def chunk(carry, rates, key, arrays):
+            return jax.lax.scan(lambda c, rate: step(c, rate, key, arrays), carry, rates)
 
-        self._chunk = jax.jit(chunk, static_argnames="length")
+        self._chunk = jax.jit(chunk)
 
-    def _advance(self, state: _State, key, arrays, length: int):
+    def _advance(self, state: _State, key, arrays, rates: np.ndarray):
         import jax.numpy as jnp
 
         carry = (state.unconstrained, state.opt_state, state.baseline, jnp.asarray(-1), jnp.asarray(state.step))
-        carry, values = self._chunk(carry, key, arrays, length=length)
-        return _State(*carry[:3], state.step + length), int(carry[3]), np.asarray(values, dtype=float)
+        carry, values = self._chunk(carry, rates, key, arrays)
+        return _State(*carry[:3], state.step + len(rates)), int(carry[3]), np.asarray(values, dtype=float)
 
     def run(self, state: _State, key, engine, arrays, previous: np.ndarray, partial) -> loop.LoopResult:
         """Run steps ``state.step … engine.steps − 1`` in compiled chunks (`core.loop.run`). On a
         non-finite step b the run stops (``result.stopped``) with the state before step b − 1, the
         last whose objective was finite, and the records of steps up to b − 1."""
         starts = [state]  # the states the last two chunks started from: a failure replays from one
+        rates = engine.learning_rates()
 
         def advance(state, start, stop):
-            new, bad, values = self._advance(state, key, arrays, stop - start)
+            new, bad, values = self._advance(state, key, arrays, rates[start:stop])
             if bad >= 0:
-                kept = self._replay(starts, max(bad - 1, 0), key, arrays)
+                kept = self._replay(starts, max(bad - 1, 0), key, arrays, rates)
                 raise loop.Stop(kept, kept.step, values[:bad - start], f"not finite at step {bad}")
             starts[:] = [starts[-1], new]
             return new, values
@@ -283,14 +315,52 @@ class _Program:
         return loop.run(advance, state, total=engine.steps, start=state.step, progress=engine.progress, desc="VI",
                         postfix=postfix, on_chunk=on_chunk, partial=partial)
 
-    def _replay(self, starts, target, key, arrays) -> _State:
+    def settling(self, state: _State, key, engine, spec, sites) -> dict | None:
+        """Would more steps still raise the objective? `SETTLE_STEPS` (10%) more steps from the fitted
+        state at the schedule's rate 90% through it (the last 10%'s scale), and the objective at both
+        points on the same `SETTLE_DRAWS` random draws: {"steps", "gain", "se"} of the paired mean
+        difference (continued − fitted). A settled fit gains nothing (the continuation only adds
+        noise); an unsettled one gains. None when there is too little to go on."""
+        import jax
+
+        from .runtime import evaluate
+
+        steps = max(int(SETTLE_STEPS * engine.steps), 10)
+        if engine.steps < 100:
+            return None
+        rate = engine.learning_rates()[int(0.9 * (engine.steps - 1))]
+        arrays = spec.arrays
+        continued, bad, _ = self._advance(state, key, arrays, np.full(steps, rate))
+        if bad >= 0:
+            return None
+        if self._pair is None:
+            objective, model_fn, guide_fn, reverse_fn = self.objective, self.model_fn, self.guide_fn, self.reverse_fn
+            static, choose = dict(spec.static), est.chooser(None)
+
+            def values(params, keys, arrays):
+                def one(k):
+                    return evaluate(objective, model_fn, guide_fn, {**static, **arrays}, params, k, choose,
+                                    reverse_fn=reverse_fn)[0]
+                return jax.lax.map(one, keys, batch_size=64)
+
+            self._pair = jax.jit(lambda a, b, keys, arrays: values(b, keys, arrays) - values(a, keys, arrays))
+        keys = jax.random.split(jax.random.fold_in(key, 2**30), SETTLE_DRAWS)
+        diff = np.asarray(self._pair(_constrain(sites, state.unconstrained), _constrain(sites, continued.unconstrained),
+                                     keys, arrays), dtype=float)
+        diff = diff[np.isfinite(diff)]
+        if diff.size < 2:
+            return None
+        return {"steps": steps, "rate": float(rate), "gain": float(diff.mean()),
+                "se": float(diff.std(ddof=1) / np.sqrt(diff.size))}
+
+    def _replay(self, starts, target, key, arrays, rates) -> _State:
         """The state before step `target`, recomputed from the latest chunk start at or before it
         (the same keys and the same compiled step: bit for bit the state the run passed through)."""
         # (a run resumed from a checkpoint and failing at once has nothing earlier: it keeps its start)
         origin = next((s for s in reversed(starts) if s.step <= target), starts[0])
         if origin.step >= target:
             return origin
-        return self._advance(origin, key, arrays, target - origin.step)[0]
+        return self._advance(origin, key, arrays, rates[origin.step:target])[0]
 
 
 def _all_estimators(estimators, guide_trace):
@@ -322,10 +392,21 @@ class VIPosterior(DrawsPosterior):
         self.objective_trace = np.asarray(objective_trace)
         self.guide, self.reverse = guide, reverse
         self._data = dict(data) if data is not None else self.model_kwargs()
+        self.settling = None  # {"steps", "rate", "gain", "se"}: what more steps would gain (`_Program.settling`)
 
     def __repr__(self):
         last = self.objective_trace[-1] if len(self.objective_trace) else float("nan")
         return f"VIPosterior({self.shape[1]} draws; {', '.join(self.draws)}; objective {last:.4f})"
+
+    def problems(self) -> list[str]:
+        """The objective had not settled: `settling` (10% more steps, measured on common draws) raised it
+        by more than `STILL_IMPROVING` nats and more than 4 standard errors."""
+        check = self.settling
+        if check is None or check["gain"] <= max(STILL_IMPROVING, 4 * check["se"]):
+            return []
+        return [f"the objective had not settled: {check['steps']} more steps (at the learning rate of the last "
+                f"10%, {check['rate']:.2g}) raised it by {check['gain']:.3g} ± {check['se']:.2g} (on "
+                f"{SETTLE_DRAWS} common draws); raise `steps` (or `learning_rate`)"]
 
     def model_params(self) -> dict:
         """`predict` runs the model with its own ``numpyro.param`` sites (a decoder's weights) at their
