@@ -280,6 +280,40 @@ def test_discrete_latent_posterior_by_a_user_guide(estimator):
     assert post.sample(100)["z"].shape == (100,)
 
 
+MIX_Y = np.array([-1.13, -0.38, 0.12, -1.29, -2.54, -0.57, 2.61, 2.3, 1.1, 0.62, 1.19, 1.87])
+
+
+def twelve_labels(y):
+    """12 independent labels z_i ~ Bernoulli(0.4), y_i ~ N(1.5 if z_i else -1, 1): a factorised posterior."""
+    with numpyro.plate("n", len(y)):
+        z = numpyro.sample("z", dist.Bernoulli(0.4))
+        numpyro.sample("y", dist.Normal(jnp.where(z == 1, 1.5, -1.0), 1.0), obs=y)
+
+
+def label_guide(y):
+    p = numpyro.param("p", 0.5 * jnp.ones(len(y)), constraint=constraints.unit_interval)
+    with numpyro.plate("n", len(y)):
+        numpyro.sample("z", dist.Bernoulli(p))
+
+
+def test_enumeration_is_exact_where_the_program_factorises():
+    # ELBO(p) = Σ_i p_i (l1_i − log p_i) + (1 − p_i)(l0_i − log(1 − p_i)), l_v = log p(y_i, z_i = v):
+    # ∂/∂p_i = l1_i − l0_i − logit(p_i). Every enumerated estimate is that number (to 1e-10): the explicit
+    # −log q term is summed over the support, not taken at the drawn label. Before, each element's
+    # estimate had variance 4.0 at p = 0.5 (REINFORCE: 4,500), and a mean-field fit at lr 0.05 was off by
+    # up to 0.10 after 2,000 steps.
+    l1 = np.log(0.4) - 0.5 * (MIX_Y - 1.5) ** 2
+    l0 = np.log(0.6) - 0.5 * (MIX_Y + 1.0) ** 2
+    for p in (0.5 * np.ones(12), np.random.default_rng(0).uniform(0.1, 0.9, 12)):
+        g = bk.vi.gradient_samples(bk.vi.elbo, label_guide, {"p": p}, model=twelve_labels, data={"y": MIX_Y},
+                                   estimator="enum", n=50)["p"]
+        np.testing.assert_allclose(g, np.broadcast_to(l1 - l0 - np.log(p / (1 - p)), g.shape), rtol=0, atol=1e-10)
+    # so the default fit reaches the exact responsibilities (measured: within 2.5e-4)
+    post = bk.fit(twelve_labels, {"y": MIX_Y}, seed=0, engine=bk.VI(guide=label_guide, estimator="enum",
+                                                                   progress=False))
+    np.testing.assert_allclose(post.params["p"], 1 / (1 + np.exp(l0 - l1)), atol=1e-3)
+
+
 def test_bad_programs_and_settings():
     def vector(model, guide):
         return guide.sample(3).log_prob

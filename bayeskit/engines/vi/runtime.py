@@ -232,7 +232,7 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
         estimator = ctx.estimators(name, fn)
         value = fn(rng_key=site["kwargs"]["rng_key"], sample_shape=site["kwargs"].get("sample_shape", ()))
         if name in subst:
-            sub_value, mask = subst[name]
+            sub_value, mask = subst[name][:2]
             value = jnp.where(mask, sub_value, value)
         if detach or not isinstance(estimator, est.Reparam):
             value = lax.stop_gradient(value)
@@ -248,14 +248,21 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
         if site["type"] != "sample" or site.get("is_observed", False):
             continue
         fn, value = site["fn"], site["value"]
-        lp = jnp.sum(fn.log_prob(value)) * (site["scale"] if site.get("scale") is not None else 1.0)
+        estimator = None if detach else ctx.estimators(name, fn)
+        elements = fn.log_prob(value)
+        if isinstance(estimator, est.Enumerate):
+            # the explicit dependence of the objective on θ through log q at the sampled value is
+            # summed over the support instead (`surrogate`): here it carries no gradient
+            elements = lax.stop_gradient(elements)
+        if name in subst and len(subst[name]) > 2 and subst[name][2] is not None:
+            elements = elements + subst[name][2]  # a zero shift: d objective / d log q of each element
+        lp = jnp.sum(elements) * (site["scale"] if site.get("scale") is not None else 1.0)
         log_q = log_q + lp
         sites[name] = value
         if not site["infer"].get("is_auxiliary", False):
             values[name] = value
         if detach:
             continue
-        estimator = ctx.estimators(name, fn)
         if isinstance(estimator, est.Reinforce):
             score = score + lp
         elif isinstance(estimator, est.Enumerate):
@@ -286,8 +293,16 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
 
     surrogate = F                                   (pathwise parts: reparameterised choices, explicit θ)
               + sg(F − b) (L − sg(L))               (REINFORCE: L = Σ log q at score-function choices)
-              + Σ_enum Σ_v e^{log q(v)} sg(F̂(v))     (the others' values, minus their own sg: zero-valued)
+              + Σ_enum Σ_v sg(q(v) (F̂(v) + ĉ(v))) log q(v)
+                                                    (minus its own sg: zero-valued)
               + Σ_mvd Σ_i sg(ĝ_i) θ_i               (ĝ_i = c_i (F̂(z⁺_i) − F̂(z⁻_i)))
+
+    For an enumerated element, F̂(v) is the objective rerun with the element at v, and ĉ(v) = ∂F̂(v) /
+    ∂ log q(v), the weight of the objective's explicit dependence on θ through that element's log q.
+    In F that dependence is cut, so its gradient Σ_v q(v) ĉ(v) ∇ log q(v) is the exact sum over the
+    support rather than a one-sample estimate at the drawn value (Pyro's TraceEnum_ELBO sums it too):
+    for the ELBO ĉ = −1 and the sum is 0, and where the program factorises the gradient of an
+    enumerated site has no variance at all.
     """
     value, run = evaluate(objective, model_fn, guide_fn, data, params, key, estimators, reverse_fn=reverse_fn)
     total = value + _pair_averages(run, run.top, baseline)
@@ -295,9 +310,9 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
     total = total + lax.stop_gradient(value - baseline) * (L - lax.stop_gradient(L))
     frozen = lax.stop_gradient(params)
 
-    def rerun(call, site, sub_value, mask):
+    def rerun(call, site, sub_value, mask, shift=None):
         v, _ = evaluate(objective, model_fn, guide_fn, data, frozen, key, estimators,
-                           {(call, site): (sub_value, mask)}, reverse_fn)
+                        {(call, site): (sub_value, mask, shift)}, reverse_fn)
         return v
 
     for (call, site), (estimator, sampled, extra) in run.special.items():
@@ -307,14 +322,16 @@ def surrogate(objective, model_fn, guide_fn, data, params, key, estimators, base
         if isinstance(estimator, est.Enumerate):
             support, log_q = (a.reshape(size, -1) for a in extra)  # (size, V) each
 
-            def at(i, v, flat=flat, eye=eye, call=call, site=site, sampled=sampled):
+            def at(i, v, flat=flat, eye=eye, call=call, site=site, sampled=sampled, dtype=log_q.dtype):
                 sub = jnp.where(eye[i], v, flat).reshape(sampled.shape)
-                return rerun(call, site, sub, eye[i].reshape(sampled.shape))
+                mask = eye[i].reshape(sampled.shape)
+                value, dshift = jax.value_and_grad(lambda shift: rerun(call, site, sub, mask, shift))(
+                    jnp.zeros(sampled.shape, dtype))
+                return value, dshift.reshape(-1)[i]
 
-            F = jax.vmap(lambda i, vs: jax.vmap(lambda v: at(i, v))(vs))(jnp.arange(size), support)  # (size, V)
-            F = lax.stop_gradient(F)
-            weights = jnp.exp(log_q)
-            total = total + jnp.sum(weights * F) - lax.stop_gradient(jnp.sum(weights * F))
+            F, C = jax.vmap(lambda i, vs: jax.vmap(lambda v: at(i, v))(vs))(jnp.arange(size), support)  # (size, V)
+            coef = lax.stop_gradient(jnp.exp(log_q) * (F + C))
+            total = total + jnp.sum(coef * log_q) - lax.stop_gradient(jnp.sum(coef * log_q))
         else:  # measure-valued
             for theta, c, plus, minus in extra:
                 def diff(i, plus=plus, minus=minus, flat=flat, eye=eye, call=call, site=site, sampled=sampled):
