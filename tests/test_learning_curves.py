@@ -142,6 +142,33 @@ def test_shipped_lc_pfn_extrapolates_a_curve_through_fit(lc_tiny):
         bk.pfn.pretrained("lc-huge")
 
 
+def test_lc_pfn_predicts_after_its_context_and_refuses_before(lc_tiny, tmp_path):
+    # LC-PFN is trained with queries after the context only: at an observed epoch it answered a flat
+    # ~0.37 whatever was observed (0.109 observed at epoch 1). Now its defaults are the epochs after the
+    # last observed one, and an earlier epoch is refused by name.
+    import bayeskit as bk
+    from bayeskit.core.errors import DataError
+    from bayeskit.engines.pfn.training import load
+
+    t = np.arange(1.0, 16.0)
+    y = 0.109 + 0.5 * (1 - np.exp(-t / 5))  # rises from 0.19 to 0.58 by epoch 15
+    post = bk.fit(learning_curve_model, {"X": t, "y": y}, engine=bk.PFN(network=lc_tiny))
+    assert post.extrapolates
+    np.testing.assert_array_equal(post.future_inputs()[:, 0], np.arange(16.0, EPOCHS + 1))
+    pred = post.predict()
+    assert pred.mean.shape == (EPOCHS - 15,)
+    # conditioned on the curve: epoch 16 continues from the last observation (0.584), not the prior's 0.37
+    assert abs(pred.mean[0] - y[-1]) < 0.05
+    draws = post.sample(50)
+    assert set(draws) == {"y_future"} and draws["y_future"].shape == (50, EPOCHS - 15)
+    assert post.groups(20)["constant_data"]["X_future"].shape == (EPOCHS - 15, 1)
+    with pytest.raises(DataError, match=r"predicts inputs after the last observed one \(15\) only.*2 at or before"):
+        post.predict({"X": np.array([1.0, 15.0, 30.0])})
+    # the contract travels with the network's file
+    lc_tiny.save(tmp_path / "lc.pfn")
+    assert load(tmp_path / "lc.pfn").queries == "after"
+
+
 @pytest.mark.parametrize("cutoff", [pytest.param(10, marks=pytest.mark.slow), 20,
                                     pytest.param(40, marks=pytest.mark.slow), pytest.param(80, marks=pytest.mark.slow)])
 def test_shipped_lc_pfn_is_calibrated_on_its_prior(lc_tiny, cutoff):

@@ -54,6 +54,10 @@ class DatasetPrior(Module, pytree=False):
     """
 
     x_dim = 1
+    #: where a dataset's queries lie in training: "anywhere" (exchangeable points, split at random) or
+    #: "after" (ordered inputs, the queries follow the context: a learning curve's later epochs). A
+    #: network trained on "after" predicts beyond the last context input only (`PFNPosterior.predict`).
+    queries = "anywhere"
 
     def _one(self, key, num_points):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -191,6 +195,7 @@ class LearningCurvePrior(DatasetPrior):
 
     epochs: int = 100
     x_dim: int = field(default=1, init=False)
+    queries = "after"
 
     def __check_init__(self):
         check_int("epochs", self.epochs, 2, why="a curve needs a first and a last epoch")

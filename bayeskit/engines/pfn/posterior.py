@@ -100,8 +100,40 @@ class PFNPosterior(AmortizedPosterior):
     def __repr__(self):
         return f"PFNPosterior(n={self.y.shape[0]} points of dimension {self.X.shape[1]}; {self.network!r})"
 
+    @property
+    def extrapolates(self) -> bool:
+        """Whether the network predicts only beyond its context (trained on a prior whose queries follow
+        the context, as LC-PFN's later epochs): then `predict` takes inputs after the last observed one."""
+        return getattr(self.network, "queries", "anywhere") == "after"
+
+    def future_inputs(self) -> np.ndarray:
+        """An extrapolating network's default queries: the integer inputs after the last observed one, up to
+        the length of the sequences it was trained on (LC-PFN: the epochs after the last observed one)."""
+        last = float(np.max(self.X))
+        horizon = self.network.max_context + 1
+        X_future = np.arange(np.floor(last) + 1, horizon + 1, dtype=float)[:, None]
+        if X_future.size == 0:
+            raise DataError(f"the data reach input {last:g}, the end of the sequences this network was trained on "
+                            f"({horizon}): there is nothing after it to predict")
+        return X_future
+
+    def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
+        """Replicates of y at the training inputs; for an extrapolating network, draws of ``y_future`` at
+        `future_inputs` instead (it predicts nothing at its context)."""
+        if self.extrapolates:
+            return {"y_future": self.predict(seed=seed).sample(check_n(n), seed)}
+        return super().sample(n, seed)
+
+    def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
+        out = super().groups(n_draws, seed)
+        if self.extrapolates:
+            out["constant_data"]["X_future"] = self.future_inputs()
+        return out
+
     def predict(self, new_data=None, *, seed=0, n=None, **options) -> BarPredictive:
-        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X).
+        """Predictive distribution at new inputs (``{"X": X_new}`` or an array; default: the training X,
+        or `future_inputs` for an extrapolating network, which refuses inputs at or before its context's
+        last: it was never trained to predict there, and an observed point's value is its observation).
 
         The answer is a distribution, not draws: ``seed`` and ``n`` are unused (draw with
         ``.sample(n, seed)`` on it)."""
@@ -110,7 +142,19 @@ class PFNPosterior(AmortizedPosterior):
         if options:
             raise ConfigError(f"unknown option(s) {', '.join(map(repr, options))} for PFNPosterior.predict")
 
-        X_new = self.inputs(new_data)
+        if self.extrapolates:
+            X_new = self.future_inputs() if new_data is None else self.inputs(new_data)
+            last = float(np.max(self.X))
+            early = X_new[:, 0] <= last
+            if early.any():
+                raise DataError(
+                    f"this PFN was trained on {self.network.prior_name}, whose queries always follow the context: "
+                    f"it predicts inputs after the last observed one ({last:g}) only, and X_new has "
+                    f"{int(early.sum())} at or before it (first: {X_new[early, 0][0]:g}). Ask for later inputs "
+                    f"(the default, predict(), gives {last + 1:g} onwards); for the curve at the observed epochs, fit "
+                    f"bayeskit.models.learning_curves.learning_curve_model with bk.NUTS(init='sample')")
+        else:
+            X_new = self.inputs(new_data)
         chunks = [self.network.logits(self.X[None], self.y[None], X_new[None, i:i + QUERY_CHUNK])[0]
                   for i in range(0, X_new.shape[0], QUERY_CHUNK)]
         return BarPredictive(torch.cat(chunks), self.network.bar)

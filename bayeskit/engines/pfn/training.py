@@ -37,8 +37,12 @@ class TrainedPFN:
     """
 
     def __init__(self, network, bar: BarDistribution, training: Training | None, prior_name: str,
-                 history=(), step: int | None = None, x_loc=None, x_scale=None, max_context: int | None = None):
+                 history=(), step: int | None = None, x_loc=None, x_scale=None, max_context: int | None = None,
+                 queries: str | None = None):
         self.network = network.eval()
+        # the prior's `queries`: "after" for a network that learned to extrapolate ordered inputs (files
+        # from before this field: known from the prior's name)
+        self.queries = queries or ("after" if prior_name.startswith("LearningCurvePrior") else "anywhere")
         self._max_context = training.seq_len - 1 if max_context is None else max_context
         # inputs are standardised by the prior's input moments before they reach the network
         self.x_loc = np.zeros(network.x_dim) if x_loc is None else np.asarray(x_loc, dtype=float)
@@ -133,7 +137,7 @@ class TrainedPFN:
                       "training": dataclasses.asdict(self.training) if self.training else None,
                       "max_context": self.max_context,
                       "prior_name": self.prior_name, "history": self.history.tolist(), "step": self.step,
-                      "x_loc": self.x_loc.tolist(), "x_scale": self.x_scale.tolist()}, path)
+                      "x_loc": self.x_loc.tolist(), "x_scale": self.x_scale.tolist(), "queries": self.queries}, path)
 
 
 def load(path, device: str = "cpu"):
@@ -153,7 +157,7 @@ def load(path, device: str = "cpu"):
     training = Training(**saved["training"]) if saved["training"] else None
     return TrainedPFN(network.to(device), BarDistribution(saved["borders"], saved["full_support"]), training,
                       saved["prior_name"], saved["history"], saved["step"], saved.get("x_loc"), saved.get("x_scale"),
-                      saved.get("max_context"))
+                      saved.get("max_context"), saved.get("queries"))
 
 
 def _atomic_save(obj, path):
@@ -266,7 +270,9 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
             history, start = list(saved["history"]), saved["step"]
 
         def trained(step=None):
-            return training.trained(network, head, prior_name, history, step, x_loc, x_scale)
+            out = training.trained(network, head, prior_name, history, step, x_loc, x_scale)
+            out.queries = getattr(prior, "queries", "anywhere")
+            return out
 
         network.train()
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=getattr(training, "bf16", False))
