@@ -24,6 +24,13 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
+def check_threads(value, name: str = "threads") -> None:
+    """A thread setting: "auto" (follow the machine's load, `core.threads`), a positive int, or None."""
+    if value is None or value == "auto":
+        return
+    check_int(name, value, why='threads, "auto" (the idle cores) or None (the library\'s own setting)')
+
+
 def check_int(name: str, value, minimum: int = 1, why: str = "", *, maximum: int | None = None,
               optional: bool = False) -> None:
     """An int (not a bool) in [minimum, maximum]; ``why`` says what the bound is for; ``optional``

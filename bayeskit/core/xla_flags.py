@@ -11,12 +11,26 @@ posteriordb models of `benchmarks/nuts_vs_nutpie.py`: 2.5-3x less time per gradi
 schools and kid IQ (issue 16). Loops over large arrays stay above the threshold and keep XLA's
 multi-threaded kernels.
 
+A second setting avoids a deadlock. XLA:CPU's default scheduler orders a program so that independent
+kernels can run at once on its intra-op thread pool (one thread per core). jaxlib's batched LAPACK
+kernels (a vmapped ``solve``, ``cholesky``, triangular solve) split their batch over that same pool
+and wait for the pieces; when two of them run at once on a 2-core machine, both pool threads wait
+for work that no thread is left to run, and the process hangs with no CPU use (JAX 0.10.2; native
+stacks: two ``tf_XLAEigen`` workers in ``jax::ParallelBatchMap`` → ``BlockingCounter::Wait`` under
+``lapack_dtrsm_ffi``). A jitted GP predictive mixture with two vmapped solves hung within seconds in
+every run (`benchmarks/repro_lapack_hang.py`); with ``xla_cpu_enable_concurrency_optimized_scheduler``
+off, XLA's memory-ordered schedule runs such kernels one after the other and 3 × 4,000 calls finished.
+Neither ``--xla_cpu_multi_thread_eigen=false``, synchronous dispatch, nor the legacy runtime helps.
+
 ``XLA_FLAGS`` is read once, when JAX starts its backend (the first array operation, not
-``import jax``). So the setting is made at ``import bayeskit`` and only if:
+``import jax``). So the settings are made at ``import bayeskit`` and each only if:
 
 * the backend has not started yet (else it cannot take effect; `hoisting_active` then says so);
-* the user's ``XLA_FLAGS`` do not set the threshold themselves;
+* the user's ``XLA_FLAGS`` do not set that option themselves;
 * ``BAYESKIT_XLA_FLAGS`` is not ``off``.
+
+bayeskit's own programs also get the scheduler setting per program (`engines.mcmc.program`), so
+they are safe even when JAX started first.
 """
 
 from __future__ import annotations
@@ -27,18 +41,22 @@ import sys
 ENV = "BAYESKIT_XLA_FLAGS"
 OPTION = "xla_cpu_small_while_loop_byte_threshold"
 SMALL_LOOP_BYTES = 4 << 20  # 4 MiB: a NUTS loop over ~20k data values (4 lanes) is under it
+SCHEDULER = "xla_cpu_enable_concurrency_optimized_scheduler"  # off: no concurrent batched LAPACK kernels
 _OFF = ("off", "0", "false", "no", "none")
 
 _state = {"set": False}
 
 
 def tune_xla_cpu(environ=None) -> bool:
-    """Add the small-loop threshold to ``XLA_FLAGS`` when it can still take effect and the user
-    has not chosen otherwise. Returns whether it was added."""
+    """Add the small-loop threshold and the serial scheduler to ``XLA_FLAGS`` when they can still take
+    effect and the user has not chosen otherwise. Returns whether the threshold was added."""
     environ = os.environ if environ is None else environ
     if _opted_out(environ) or backend_started():
         return False
     flags = environ.get("XLA_FLAGS", "")
+    if SCHEDULER not in flags:
+        flags = f"{flags} --{SCHEDULER}=false".strip()
+        environ["XLA_FLAGS"] = flags
     if OPTION in flags:
         return False
     setting = f"{OPTION}={SMALL_LOOP_BYTES}"

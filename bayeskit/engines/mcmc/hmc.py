@@ -10,7 +10,6 @@ model's deterministic sites and the sampler's statistics.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import warnings
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from ...core.loop import Progress, run  # noqa: F401 (Progress: the bar tests pa
 from ...core.model import NumPyroModel, NumPyroProgram, latent_values
 from ...core.module import Module
 from ...core.posterior import DrawsPosterior
+from ...core.threads import usable_cores
 
 INIT_KINDS = ("uniform", "median", "sample")
 METRICS = ("diag", "low_rank", "dense", "diag_welford")  # see `adaptation`
@@ -384,13 +384,6 @@ def _metric_scale(imm) -> np.ndarray:
 class ChainGroup(NamedTuple):
     chains: np.ndarray  # chain indices
     device: object
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def chain_groups(chains: int, cores: int | None = None) -> list[ChainGroup]:

@@ -347,9 +347,12 @@ def _candidates_fn(fn, kwargs, init_strategy, dtype):
 # LLVM's expensive passes buy little for loop-bound samplers; the newer fusion emitters
 # generate more code per fusion. YNNPACK reduction kernels (XLA's default for large sums) cannot
 # sit inside a loop compiled as one kernel (`core.xla_flags`): without them the earnings model's
-# loop is one kernel and its time per gradient halves. GPU keeps its defaults.
+# loop is one kernel and its time per gradient halves. The memory-ordered scheduler keeps batched
+# LAPACK kernels from running at once and deadlocking XLA's thread pool (`core.xla_flags`), also
+# when JAX started before bayeskit could set it for every program. GPU keeps its defaults.
 _CPU_COMPILE_OPTIONS = {"xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False,
-                        "xla_cpu_experimental_ynn_fusion_type": ""}
+                        "xla_cpu_experimental_ynn_fusion_type": "",
+                        "xla_cpu_enable_concurrency_optimized_scheduler": False}
 
 
 @functools.cache

@@ -3,7 +3,7 @@ or check them). `bk.pfn.train(prior, NPTraining(...))` runs it on the same loop 
 
 from __future__ import annotations
 
-from ...core.checks import check_choice, check_int, check_positive, check_real
+from ...core.checks import check_choice, check_int, check_positive, check_real, check_threads
 from ...core.module import Module
 
 #: Network kinds: the baselines, MPNP and its attentive variant MPANP.
@@ -19,8 +19,9 @@ class NPTraining(Module, pytree=False):
     and loss terms (`bayeskit.models.neural_processes.MPNP`; the pseudo-only term is off by default:
     in the GP benchmark's ablation it cost 0.08 nats per target point at CPU size).
     ``train_samples``: latent draws, bootstrap sets or pseudo-context sets per task in the loss (K).
-    ``threads``: torch threads on a CPU (None: torch's setting; one by default: these networks are
-    small, and on a busy machine more threads wait on one another, 10 times slower measured).
+    ``threads``: torch threads on a CPU: "auto" (the default: the cores other processes leave idle,
+    measured every 2 s; on a busy machine more threads wait on one another, 10 times slower measured),
+    an int, or None (torch's setting).
     Each step draws ``batch_size`` tasks of ``max_points`` points; n ~ U{min_context … max_context}
     of them are the context and U{min_target … max_points − n} more the targets (the loss scores
     context and targets).
@@ -46,7 +47,7 @@ class NPTraining(Module, pytree=False):
     clip: float = 100.0
     weight_decay: float = 0.0
     device: str = "auto"
-    threads: int | None = 1
+    threads: int | str | None = "auto"
 
     def __check_init__(self):
         check_choice("model", self.model, MODELS)
@@ -67,7 +68,7 @@ class NPTraining(Module, pytree=False):
         check_positive("clip", self.clip)
         check_real("weight_decay", self.weight_decay, 0.0)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
-        check_int("threads", self.threads, optional=True)
+        check_threads(self.threads)
 
     @property
     def label(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...core.checks import check_bool, check_choice, check_int, check_positive, check_real
+from ...core.checks import check_bool, check_choice, check_int, check_positive, check_real, check_threads
 from ...core.module import Module
 
 
@@ -13,7 +13,9 @@ class Training(Module, pytree=False):
     network is trained for. ``num_buckets``: of the bar distribution, with borders at equal-mass
     quantiles of ``border_samples`` prior targets. ``warmup``: steps of linear learning-rate
     warm-up before the cosine decay. ``device``: "auto" (CUDA when present), "cpu", "cuda".
-    ``bf16``: autocast the forward pass to bfloat16 (on CUDA).
+    ``bf16``: autocast the forward pass to bfloat16 (on CUDA). ``threads``: torch threads on a CPU:
+    "auto" (the default: the cores other processes leave idle, measured every 2 s while training;
+    `core.threads`), an int, or None (torch's own setting, one per core).
     """
 
     steps: int = 3500
@@ -32,6 +34,7 @@ class Training(Module, pytree=False):
     weight_decay: float = 0.0
     device: str = "auto"
     bf16: bool = False
+    threads: int | str | None = "auto"
 
     def __check_init__(self):
         for name in ("steps", "batch_size", "d_model", "layers", "heads"):
@@ -47,6 +50,7 @@ class Training(Module, pytree=False):
         check_real("weight_decay", self.weight_decay, 0.0)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_bool("bf16", self.bf16)
+        check_threads(self.threads)
 
     # -- the recipe `train` follows (the same five methods for every amortised network) ----------
     @property

@@ -174,17 +174,20 @@ def split_position(rng: np.random.Generator, seq_len: int) -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run with ``threads`` intra-op threads (None: torch's setting), restoring it afterwards. Small
-    networks gain nothing from more, and on a loaded machine their spinning threads wait on one
-    another: one thread trains a neural process 10 times faster when the cores are busy."""
+def torch_threads(threads):
+    """Run with ``threads`` torch intra-op threads, restoring the setting afterwards: an int, "auto"
+    (the cores other processes leave idle, measured again as the work goes on: `core.threads`; the
+    context yields the controller, whose ``update()`` a loop calls once per step) or None (torch's own
+    setting). A pool sized to the machine spins at every barrier while its threads wait for cores other
+    processes hold: a small PFN's step took 3x longer beside one busy process than with one thread."""
+    from ...core.threads import AdaptiveThreads
+
     if threads is None:
-        yield
+        yield None
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        yield
+        yield AdaptiveThreads(torch.set_num_threads, threads)
     finally:
         torch.set_num_threads(before)
 
@@ -252,7 +255,7 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
     cuda = device.type == "cuda"
     forked = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
     threads = None if cuda else getattr(training, "threads", None)
-    with torch.random.fork_rng(devices=forked), torch_threads(threads):
+    with torch.random.fork_rng(devices=forked), torch_threads(threads) as pool:
         torch.manual_seed(seeds.int_seed(key))
         network = training.network(prior.x_dim).to(device)
         optimizer = torch.optim.AdamW(network.parameters(), lr=training.learning_rate,
@@ -298,6 +301,8 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
         def advance(state, first, last):
             """Steps first … last − 1, a host loop of torch steps (the chunk of `loop.run`)."""
             for step in range(first, last):
+                if pool is not None:
+                    pool.update()  # follow the machine's load (threads="auto")
                 try:
                     finite = one_step(step)
                 except KeyboardInterrupt:
