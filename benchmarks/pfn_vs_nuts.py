@@ -43,8 +43,9 @@ N_TEST = 100
 
 def mixture_log_prob(lengthscales, noises, X, y, X_test, y_test):
     """log (1/S) Σ_s N(y* | exact GP predictive at draw s), per test point. NumPy (batched solves):
-    the same computation compiled by XLA has hung after many NUTS fits (JAX 0.10.2, CPU; a
-    deadlock inside the XLA program, reproduced in runs that made no PFN call)."""
+    the same computation compiled by XLA hung intermittently with XLA's default CPU scheduler (two
+    batched LAPACK kernels at once deadlock its thread pool; `benchmarks/repro_lapack_hang.py`).
+    `import bayeskit` now turns that scheduler off; the NumPy version stays, as timed before."""
     from scipy.special import logsumexp
     from scipy.stats import norm
 
@@ -89,12 +90,11 @@ def main(argv=None):
           "| PFN − NUTS |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.context:
-        # owning copies: NumPy views of JAX buffers, passed back into compiled code, have hung this
-        # benchmark (JAX 0.10.2 on CPU, intermittently; a deadlock with no CPU use)
+        # owning copies (kept from when this benchmark hung; the cause was XLA's scheduler, see above)
         x, y = (np.array(a, copy=True) for a in prior.sample(jax.random.key(2026 + n), args.datasets, n + N_TEST))
         bk.fit(model, {"X": x[0, :n], "y": y[0, :n]}, engine=nuts, seed=0)  # compile once per size
         bk.fit(PROCESS, {"X": x[0, :n], "y": y[0, :n]}, engine=pfn).predict({"X": x[0, n:]})  # warm torch up
-        # all PFN fits, then all NUTS fits: interleaved, they have hung JAX (see above)
+        # all PFN fits, then all NUTS fits (kept from when interleaving seemed to matter to the hang)
         t_pfn, nll_pfn, t_nuts, nll_nuts = (np.empty(args.datasets) for _ in range(4))
         for i in range(args.datasets):
             t0 = time.perf_counter()
