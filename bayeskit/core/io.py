@@ -6,7 +6,7 @@ import json
 import os
 
 from .engine import Engine
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .posterior import DrawsPosterior, Posterior
 
 _ENGINE = "h5netcdf"
@@ -17,22 +17,40 @@ def save(posterior: Posterior, path) -> None:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ConfigError(f"`path` must be a file path, got the directory {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"cannot save to {path!r}: the folder {folder!r} does not exist (create it first)")
     datasets = posterior.to_xarray()
     tmp = path + ".tmp"
-    for i, (group, ds) in enumerate(datasets.items()):
-        ds.to_netcdf(tmp, mode="w" if i == 0 else "a", group=group, engine=_ENGINE)
+    try:
+        for i, (group, ds) in enumerate(datasets.items()):
+            ds.to_netcdf(tmp, mode="w" if i == 0 else "a", group=group, engine=_ENGINE)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, path)  # a failed write never leaves a half-written file at `path`
 
 
 def load(path, model=None) -> DrawsPosterior:
     """Read a posterior written by `Posterior.save`; pass `model` to use `predict` on it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"`path` {path!r} is not a file")
+    try:
+        return _read(path, model)
+    except (ConfigError, DataError):
+        raise
+    except Exception as exc:  # h5py's and xarray's errors name neither the file nor what it should be
+        raise DataError(f"{path!r} is not a readable bayeskit posterior file (netCDF4 in ArviZ's layout, as "
+                        f"`Posterior.save` writes): {type(exc).__name__}: {exc}") from exc
+
+
+def _read(path: str, model) -> DrawsPosterior:
     import xarray as xr
 
     from .model import as_model
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"`path` {path!r} is not a file")
     groups = {}
     with xr.open_dataset(path, group="posterior", engine=_ENGINE) as ds:
         attrs = dict(ds.attrs)

@@ -233,6 +233,9 @@ class NumPyroModel:
                     raise DataError(f"data[{k!r}] could not be converted to an array: {exc}") from exc
                 if arr.dtype == object:
                     raise DataError(f"data[{k!r}] must be numeric, got an object array")
+                if arr.dtype.kind in "USV":  # strings, bytes, raw records: nothing JAX can trace
+                    raise DataError(f"data[{k!r}] must be numeric (ints, floats or bools), got dtype {arr.dtype} "
+                                    f"(e.g. {np.ravel(arr)[:1].tolist()}); convert it, e.g. np.asarray(..., float)")
                 arrays[k] = arr
         return tuple(sorted(static, key=lambda kv: kv[0])), arrays
 
@@ -259,6 +262,15 @@ class NumPyroModel:
                     if observed:
                         # an array argument passed straight to obs=, else the argument named like the site
                         key = ids.get(id(value), name if name in arrs or name in static_keys else None)
+                        try:  # NumPyro's own check, made only once a log density is computed
+                            np.broadcast_shapes(np.shape(value), tuple(s["fn"].shape()))
+                        except ValueError:
+                            source = f"data[{key!r}]" if key is not None else "the observation"
+                            raise DataError(
+                                f"observed site {name!r} of model {self.name!r}: {source} has shape "
+                                f"{np.shape(value)}, but the model's distribution there has shape "
+                                f"{tuple(s['fn'].shape())}; the data arrays' lengths disagree "
+                                f"({', '.join(f'{k}: {np.shape(v)}' for k, v in arrs.items())})") from None
                     sites.append(
                         Site(
                             name=name,

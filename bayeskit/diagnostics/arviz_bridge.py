@@ -44,6 +44,16 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
         raise ConfigError(f"`kind` must be 'all', 'stats' or 'diagnostics', got {kind!r}")
     az = _arviz()
     idata = to_inference_data(posterior)
+    names = kwargs.get("var_names")
+    if names is not None:
+        names = [names] if isinstance(names, str) else list(names)
+        known = list(idata.posterior.data_vars)
+        missing = [n for n in names if n.lstrip("~") not in known] if not kwargs.get("filter_vars") else []
+        if missing:
+            from ..core.errors import DataError
+
+            raise DataError(f"`var_names` names {', '.join(map(repr, missing))}, not in the posterior; its "
+                            f"variables are {', '.join(map(repr, known))}")
     markov = getattr(posterior, "markov", True)
     with warnings.catch_warnings(), _quiet(not markov):
         warnings.simplefilter("ignore", UserWarning)  # "shape validation failed" for 1-chain posteriors

@@ -8,7 +8,7 @@ import numpy as np
 from jax.scipy.special import softmax
 
 from ...core.cache import cached, program_key
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, DataError
 from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
@@ -90,6 +90,9 @@ class ProcessPosterior(Posterior):
             raise ConfigError(f"{type(self).__name__}.predict returns the exact predictive distribution, not draws: "
                               f"leave `n` out and draw with .predict(new_data).sample(n, seed)")
         as_key(seed)  # a bad seed is an error here too
+        if isinstance(new_data, dict) and "X" not in new_data:
+            raise DataError(f"`new_data` must hold the new inputs under the key 'X' (as the fit's data did), got "
+                            f"key(s) {sorted(new_data)}")
         X_new = self.X if new_data is None else as_inputs(new_data["X"] if isinstance(new_data, dict) else new_data,
                                                               "X")
         mean, v = self._conditional(X_new, bool(noisy))
