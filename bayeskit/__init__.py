@@ -68,14 +68,17 @@ _tune_xla_cpu()
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"bayeskit.{name}")
-    elif name in _MODULES:
-        value = importlib.import_module(_MODULES[name])
-    else:
-        raise AttributeError(f"module 'bayeskit' has no attribute {name!r}")
+    from .core.optional import needs_extra
+
+    with needs_extra(f"bk.{name}"):
+        if name in _EXPORTS:
+            value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        elif name in _SUBMODULES:
+            value = importlib.import_module(f"bayeskit.{name}")
+        elif name in _MODULES:
+            value = importlib.import_module(_MODULES[name])
+        else:
+            raise AttributeError(f"module 'bayeskit' has no attribute {name!r}")
     globals()[name] = value
     return value
 

@@ -69,3 +69,53 @@ def test_load_of_a_damaged_file_names_it(nuts_post, tmp_path, damage):
     with pytest.raises(DataError, match=rf"{damage}\.nc' is not a readable bayeskit posterior file"):
         bk.load(bad)  # was h5py's OSError, without the path
     assert bk.load(good).draws["a"].shape == (1, 30)
+
+
+MISSING_TORCH = """
+import sys
+sys.modules["torch"] = None  # as if the torch extra were not installed
+import numpy as np
+import bayeskit as bk
+from bayeskit.models.kernels import RBF
+from bayeskit.models.processes import ScaleMixtureProcess
+
+X = np.linspace(0, 1, 30)[:, None]
+for what in ("pfn", "matrix-free"):
+    try:
+        if what == "pfn":
+            bk.pfn.pretrained("lc-tiny")
+        else:
+            bk.fit(ScaleMixtureProcess(RBF(), noise=0.1), {"X": X, "y": np.sin(X[:, 0])},
+                   engine=bk.Exact(solver="cg", optimize=False))
+    except ModuleNotFoundError as exc:
+        print(exc)
+"""
+
+
+def test_a_missing_torch_extra_says_which_extra():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", MISSING_TORCH], cwd=root, capture_output=True, text=True, timeout=300)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, out.stdout + out.stderr[-2000:]  # was a bare "No module named 'torch'"
+    assert lines[0].startswith("bk.pfn.pretrained needs the `torch` extra")
+    assert lines[1].startswith("the matrix-free solver") and "pip install 'bayeskit[torch]'" in lines[1]
+
+
+def test_pfn_takes_a_shipped_network_by_name():
+    pytest.importorskip("torch")
+    from bayeskit.models.learning_curves import learning_curve_model
+
+    data = {"X": np.arange(1.0, 5.0), "y": np.full(4, 0.3)}
+    assert bk.fit(learning_curve_model, data, engine=bk.PFN(network="lc-tiny")).predict().mean.shape == (96,)
+    with pytest.raises(ConfigError, match=r"'lc-huge' is neither a file nor a shipped network.*'lc-tiny'"):
+        bk.fit(learning_curve_model, data, engine=bk.PFN(network="lc-huge"))  # was a raw file error
+
+
+def test_an_observation_left_out_of_the_data_is_warned_about():
+    # `y` missing from data: NUTS samples it as a latent and only R-hat used to complain
+    with pytest.warns(UserWarning, match=r"argument 'y' was not given, so site 'y' is sampled as a latent variable"):
+        bk.fit(line, {"x": np.ones(5)}, engine=bk.NUTS(**QUICK))

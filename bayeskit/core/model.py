@@ -17,6 +17,7 @@ nothing is compiled, so inspecting twice costs microseconds.
 from __future__ import annotations
 
 import inspect as _inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -300,6 +301,14 @@ class NumPyroModel:
             arrays = {**arrays, **{k: np.asarray(v) for k, v in static if k in observed_static}}
             static = tuple((k, v) for k, v in static if k not in observed_static)
         spec = ModelSpec(tuple(sites), static, arrays)
+        given = set(data or {})
+        for site in spec.latent:
+            # a latent site named like an argument left out: most often an observation forgotten in `data`
+            if site.name in self.arguments and site.name not in given:
+                warnings.warn(
+                    f"model {self.name!r}: argument {site.name!r} was not given, so site {site.name!r} is "
+                    f"sampled as a latent variable; pass data[{site.name!r}] to condition on it",
+                    UserWarning, stacklevel=4)
         self._check_finite(spec)
         if not spec.latent:
             raise ModelError(

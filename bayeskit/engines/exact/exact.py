@@ -85,9 +85,13 @@ class Exact(Engine):
                 raise ConfigError(f"{type(model).__name__} is fitted by Cholesky only: use solver='cholesky' or 'auto'")
             settings = None
         if settings is not None:
-            from .matrix_free import fit_matrix_free
+            from ...core.optional import needs_extra
 
-            return fit_matrix_free(self, settings, model, X, y, key)
+            with needs_extra(f"the matrix-free solver (bk.MatrixFree, solver='cg', or solver='auto' above "
+                             f"N = {CHOLESKY_MAX_N:,})"):
+                from .matrix_free import fit_matrix_free
+
+                return fit_matrix_free(self, settings, model, X, y, key)
         def posterior(process, history):
             if own_posterior is not None:
                 return process.exact_posterior(X, y, history, engine=self)

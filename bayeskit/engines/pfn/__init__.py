@@ -41,9 +41,12 @@ __all__ = ["LC_TINY", "MODELS", "NP_CPU", "NP_PAPER", "PAPER", "PFN", "PRETRAINE
 
 
 def __getattr__(name: str):
+    from ...core.optional import needs_extra
+
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    with needs_extra(f"bk.pfn.{name}"):
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     globals()[name] = value
     return value
 

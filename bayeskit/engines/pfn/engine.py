@@ -82,6 +82,12 @@ class _Amortized(Engine):
         return ModelPrior(model.fn, x_dim=x_dim, inputs=self.inputs)
 
     def _network(self, model, x_dim, key):
+        from ...core.optional import needs_extra
+
+        with needs_extra(f"bk.{type(self).__name__}"):
+            return self._resolve_network(model, x_dim, key)
+
+    def _resolve_network(self, model, x_dim, key):
         if self.network is None:
             from .training import train
 
@@ -89,9 +95,17 @@ class _Amortized(Engine):
             return train(self.prior_for(model, x_dim), self.training or self._default_training(), seed=key,
                          checkpoint=self.checkpoint, resume=self.resume, progress=self.progress)
         if isinstance(self.network, (str, os.PathLike)):
-            from .training import load
+            from .training import PRETRAINED, load, pretrained
 
-            network = load(self.network, device=self.device)
+            path = os.fspath(self.network)
+            if not os.path.exists(path):
+                if path in PRETRAINED:  # a shipped network by name, as bk.pfn.pretrained takes it
+                    network = pretrained(path, device=self.device)
+                    self._check_network(network)
+                    return network
+                raise ConfigError(f"`network` {path!r} is neither a file nor a shipped network; the shipped ones are "
+                                  f"{', '.join(map(repr, PRETRAINED))} (bk.pfn.PRETRAINED)")
+            network = load(path, device=self.device)
             self._check_network(network)
             return network
         return self.network
