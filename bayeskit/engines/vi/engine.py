@@ -31,7 +31,8 @@ from .objectives import as_objective
 FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
 STILL_IMPROVING = 0.01  # nats more steps may still gain for a fit to count as settled
 SETTLE_STEPS = 0.1  # `_Program.settling` continues for this fraction of the steps
-SETTLE_DRAWS = 512  # ... and compares the objective before and after on this many common draws
+SETTLE_DRAWS = 256  # ... and compares the objective before and after on at least this many common draws
+SETTLE_DRAW_OFFSET = 2**30  # ... those of the steps from here on (never a fit's)
 
 
 class VI(Engine):
@@ -228,7 +229,6 @@ class _Program:
     def __init__(self, objective, model_fn, family, estimators, optimizer, default_optimizer: bool):
         self.objective, self.model_fn, self.estimators, self.optimizer = objective, model_fn, estimators, optimizer
         self.default_optimizer = default_optimizer
-        self._pair = None  # the jitted paired evaluation of `settling`
         self.guide_fn = family.build(model_fn) if hasattr(family, "build") else family
         self.reverse_fn = getattr(family, "reverse", None)
         self._chunk = None
@@ -316,42 +316,39 @@ class _Program:
                         postfix=postfix, on_chunk=on_chunk, partial=partial)
 
     def settling(self, state: _State, key, engine, spec, sites) -> dict | None:
-        """Would more steps still raise the objective? `SETTLE_STEPS` (10%) more steps from the fitted
-        state at the schedule's rate 90% through it (the last 10%'s scale), and the objective at both
-        points on the same `SETTLE_DRAWS` random draws: {"steps", "gain", "se"} of the paired mean
-        difference (continued − fitted). A settled fit gains nothing (the continuation only adds
-        noise); an unsettled one gains. None when there is too little to go on."""
-        import jax
+        """Would more steps still raise the objective? About `SETTLE_STEPS` (10%) more steps from the
+        fitted state at the schedule's rate 90% through it (the last 10%'s scale), then the objective
+        at both points on the same random draws: {"steps", "rate", "gain", "se", "draws"} of the
+        paired mean difference (continued − fitted). A settled fit gains nothing (the continuation
+        only adds noise); an unsettled one gains. None when there is too little to go on.
 
-        from .runtime import evaluate
+        Everything runs through the compiled chunk of the fit (one chunk's length at a time; the
+        objective at fixed parameters is a chunk at learning rate 0 with the step counter, and so the
+        draws, set alike), so the check compiles nothing."""
+        from ...core.loop import chunk_length
 
-        steps = max(int(SETTLE_STEPS * engine.steps), 10)
         if engine.steps < 100:
             return None
+        length = chunk_length(engine.steps)
+        chunks = max(1, round(SETTLE_STEPS * engine.steps / length))
         rate = engine.learning_rates()[int(0.9 * (engine.steps - 1))]
-        arrays = spec.arrays
-        continued, bad, _ = self._advance(state, key, arrays, np.full(steps, rate))
-        if bad >= 0:
-            return None
-        if self._pair is None:
-            objective, model_fn, guide_fn, reverse_fn = self.objective, self.model_fn, self.guide_fn, self.reverse_fn
-            static, choose = dict(spec.static), est.chooser(None)
+        arrays, continued = spec.arrays, state
+        for _ in range(chunks):
+            continued, bad, _ = self._advance(continued, key, arrays, np.full(length, rate))
+            if bad >= 0:
+                return None
 
-            def values(params, keys, arrays):
-                def one(k):
-                    return evaluate(objective, model_fn, guide_fn, {**static, **arrays}, params, k, choose,
-                                    reverse_fn=reverse_fn)[0]
-                return jax.lax.map(one, keys, batch_size=64)
+        def objective_at(s):  # the objective at s's parameters on SETTLE_DRAWS or more draws no fit step used
+            return np.concatenate([
+                self._advance(s._replace(step=SETTLE_DRAW_OFFSET + j * length), key, arrays, np.zeros(length))[2]
+                for j in range(-(-SETTLE_DRAWS // length))])
 
-            self._pair = jax.jit(lambda a, b, keys, arrays: values(b, keys, arrays) - values(a, keys, arrays))
-        keys = jax.random.split(jax.random.fold_in(key, 2**30), SETTLE_DRAWS)
-        diff = np.asarray(self._pair(_constrain(sites, state.unconstrained), _constrain(sites, continued.unconstrained),
-                                     keys, arrays), dtype=float)
+        diff = objective_at(continued) - objective_at(state)
         diff = diff[np.isfinite(diff)]
         if diff.size < 2:
             return None
-        return {"steps": steps, "rate": float(rate), "gain": float(diff.mean()),
-                "se": float(diff.std(ddof=1) / np.sqrt(diff.size))}
+        return {"steps": chunks * length, "rate": float(rate), "gain": float(diff.mean()),
+                "se": float(diff.std(ddof=1) / np.sqrt(diff.size)), "draws": int(diff.size)}
 
     def _replay(self, starts, target, key, arrays, rates) -> _State:
         """The state before step `target`, recomputed from the latest chunk start at or before it
@@ -406,7 +403,7 @@ class VIPosterior(DrawsPosterior):
             return []
         return [f"the objective had not settled: {check['steps']} more steps (at the learning rate of the last "
                 f"10%, {check['rate']:.2g}) raised it by {check['gain']:.3g} ± {check['se']:.2g} (on "
-                f"{SETTLE_DRAWS} common draws); raise `steps` (or `learning_rate`)"]
+                f"{check['draws']} common draws); raise `steps` (or `learning_rate`)"]
 
     def model_params(self) -> dict:
         """`predict` runs the model with its own ``numpyro.param`` sites (a decoder's weights) at their
