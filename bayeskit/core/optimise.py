@@ -11,6 +11,19 @@ from . import loop
 from .errors import SamplingError
 
 NON_FINITE = "non-finite objective"
+FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
+
+
+def learning_rates(steps: int, learning_rate: float, schedule: str):
+    """The learning rate of each of `steps` steps: `learning_rate` held (``"constant"``) or decayed
+    along a cosine to `FINAL_LR_FRACTION` of it (``"cosine"``)."""
+    import numpy as np
+
+    if schedule == "constant":
+        return np.full(steps, float(learning_rate))
+    t = np.arange(steps) / max(steps - 1, 1)
+    cosine = 0.5 * (1 + np.cos(np.pi * t))
+    return learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
 
 
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,

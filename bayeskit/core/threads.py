@@ -47,6 +47,12 @@ def _own_busy_seconds() -> float:
     return t.user + t.system
 
 
+def _others_by_load_average() -> float | None:
+    """Busy cores of other processes by the 1-minute load average, less this process (None: unknown)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return None if load is None else max(load - 1.0, 0.0)
+
+
 class LoadMeter:
     """How many cores other processes kept busy since the last reading (`others`)."""
 
@@ -63,8 +69,7 @@ class LoadMeter:
         (t0, m0, o0), (t1, m1, o1) = self._last, now
         self._last = now
         if m0 is None or m1 is None or t1 - t0 <= 0:
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-            return None if load is None else max(load - 1.0, 0.0)  # the 1-minute average, less ourselves
+            return _others_by_load_average()
         return max((m1 - m0) - (o1 - o0), 0.0) / (t1 - t0)
 
 
@@ -90,8 +95,7 @@ class AdaptiveThreads:
             self._meter = LoadMeter()
             self._next = time.monotonic() + every
             # before any measurement: the 1-minute load average says whether the machine is busy already
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-            self._apply(idle_cores(None if load is None else max(load - 1.0, 0.0)))
+            self._apply(idle_cores(_others_by_load_average()))
         else:
             self._apply(int(threads))
 

@@ -92,6 +92,7 @@ class Exact(Engine):
                 from .matrix_free import fit_matrix_free
 
                 return fit_matrix_free(self, settings, model, X, y, key)
+
         def posterior(process, history):
             if own_posterior is not None:
                 return process.exact_posterior(X, y, history, engine=self)

@@ -156,7 +156,7 @@ def fit_matrix_free(engine, settings: MatrixFree, process, X, y, key):
                                               source=objective.source)
 
         best, history = engine.optimise(step, theta, opt.init(theta), n, partial=posterior)
-        process = jax.tree_util.tree_unflatten(treedef, leaves_of(best))
+        return posterior(best, history)
     return MatrixFreeProcessPosterior(process, X, y, history, engine=engine, settings=settings, seed=base_seed,
                                       source=objective.source)
 

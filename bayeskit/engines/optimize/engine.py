@@ -14,10 +14,8 @@ from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError
 from ...core.model import Objective
 from ...core.module import Module
-from ...core.optimise import run_steps
+from ...core.optimise import learning_rates, run_steps
 from .posterior import OptimizedPosterior
-
-FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
 
 
 class Optimize(Engine):
@@ -56,11 +54,7 @@ class Optimize(Engine):
 
     def learning_rates(self) -> np.ndarray:
         """The learning rate of each Adam step."""
-        t = np.arange(self.steps) / max(self.steps - 1, 1)
-        if self.schedule == "constant":
-            return np.full(self.steps, float(self.learning_rate))
-        cosine = 0.5 * (1 + np.cos(np.pi * t))
-        return self.learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
+        return learning_rates(self.steps, self.learning_rate, self.schedule)
 
     def fit(self, model, data, key) -> OptimizedPosterior:
         data = model.check_data(data)

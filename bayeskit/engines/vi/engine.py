@@ -22,13 +22,13 @@ from ...core.checks import check_bool, check_checkpoint, check_choice, check_int
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
 from ...core.model import NumPyroProgram
+from ...core.optimise import learning_rates
 from ...core.posterior import DrawsPosterior, check_n
 from ...core.seeds import as_key
 from . import estimators as est
 from .families import as_family
 from .objectives import as_objective
 
-FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
 STILL_IMPROVING = 0.01  # nats more steps may still gain for a fit to count as settled
 SETTLE_STEPS = 0.1  # `_Program.settling` continues for this fraction of the steps
 SETTLE_DRAWS = 256  # ... and compares the objective before and after on at least this many common draws
@@ -101,11 +101,7 @@ class VI(Engine):
         or constant), or 1 with a user's ``optimizer`` (whose updates carry their own rate)."""
         if self.optimizer is not None:
             return np.ones(self.steps)
-        if self.schedule == "constant":
-            return np.full(self.steps, float(self.learning_rate))
-        t = np.arange(self.steps) / max(self.steps - 1, 1)
-        cosine = 0.5 * (1 + np.cos(np.pi * t))
-        return self.learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
+        return learning_rates(self.steps, self.learning_rate, self.schedule)
 
     def fit(self, model, data, key) -> VIPosterior:
         import jax

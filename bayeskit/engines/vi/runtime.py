@@ -232,7 +232,7 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
         estimator = ctx.estimators(name, fn)
         value = fn(rng_key=site["kwargs"]["rng_key"], sample_shape=site["kwargs"].get("sample_shape", ()))
         if name in subst:
-            sub_value, mask = subst[name][:2]
+            sub_value, mask, _ = subst[name]
             value = jnp.where(mask, sub_value, value)
         if detach or not isinstance(estimator, est.Reparam):
             value = lax.stop_gradient(value)
@@ -254,7 +254,7 @@ def _program_run(ctx: Context, program, key, subst: dict, detach: bool):
             # the explicit dependence of the objective on θ through log q at the sampled value is
             # summed over the support instead (`surrogate`): here it carries no gradient
             elements = lax.stop_gradient(elements)
-        if name in subst and len(subst[name]) > 2 and subst[name][2] is not None:
+        if name in subst and subst[name][2] is not None:
             elements = elements + subst[name][2]  # a zero shift: d objective / d log q of each element
         lp = jnp.sum(elements) * (site["scale"] if site.get("scale") is not None else 1.0)
         log_q = log_q + lp
