@@ -1,12 +1,15 @@
-"""Diagnostics of Posteriors: convergence (R-hat, ESS, MCSE, divergences, E-BFMI) and plots.
+"""Diagnostics of Posteriors: convergence (R-hat, ESS, MCSE, divergences, E-BFMI), plots, and
+calibration of engines (simulation-based calibration, predictive PIT).
 
 All ArviZ calls live in `arviz_bridge`.
 """
 
 from ..core import registry as _registry
 from .arviz_bridge import bfmi, ess, mcse, rhat, summary, to_inference_data
+from .calibration import SBCResult, pit_calibration, sbc
 from .convergence import ConvergenceReport, after_fit, check, warn_if_problems
 from .plots import save_rank_plot, save_trace_plot
+from .uniformity import UniformityTest, uniformity_test
 
 # what `core` delegates to: summaries and ArviZ objects of any Posterior, checks after every fit
 _registry.provide("summary", summary)
@@ -14,6 +17,6 @@ _registry.provide("to_arviz", to_inference_data)
 _registry.add_hook("after_fit", after_fit)
 
 __all__ = [
-    "ConvergenceReport", "bfmi", "check", "ess", "mcse", "rhat", "save_rank_plot", "save_trace_plot",
-    "summary", "to_inference_data", "warn_if_problems",
+    "ConvergenceReport", "SBCResult", "UniformityTest", "bfmi", "check", "ess", "mcse", "pit_calibration", "rhat",
+    "save_rank_plot", "save_trace_plot", "sbc", "summary", "to_inference_data", "uniformity_test", "warn_if_problems",
 ]

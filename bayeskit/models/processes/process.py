@@ -117,8 +117,13 @@ def numpyro_model(process: ScaleMixtureProcess, priors: dict):
     """A NumPyro model over the hyperparameters named in `priors` (path -> numpyro distribution),
     with σ² integrated out exactly: fit it with ``bk.fit(model, data={"X": X, "y": y}, engine=bk.NUTS())``
     for full Bayes over hyperparameters. Hyperparameters without a prior keep their values.
+
+    y is an observed site of law `ProcessMarginal`, so the model also simulates: ``y=None`` draws
+    datasets (prior and posterior predictive, `bk.diagnostics.sbc`).
     """
     import numpyro
+
+    from .marginal import ProcessMarginal
 
     names = hyperparameter_names(process)
     unknown = [k for k in priors if k not in names]
@@ -126,10 +131,10 @@ def numpyro_model(process: ScaleMixtureProcess, priors: dict):
         raise ModelError(f"`priors` names {unknown[0]!r}, not a hyperparameter; they are {', '.join(names)}")
     leaves, treedef = jax.tree_util.tree_flatten(process)
 
-    def model(X, y):
+    def model(X, y=None):
         values = [numpyro.sample(n, priors[n]) if n in priors else v for n, v in zip(names, leaves, strict=True)]
         proc = jax.tree_util.tree_unflatten(treedef, values)
-        numpyro.factor("log_marginal_likelihood", proc.log_marginal_likelihood(as_inputs(X, "X"), jnp.asarray(y)))
+        numpyro.sample("y", ProcessMarginal(proc, as_inputs(X, "X")), obs=None if y is None else jnp.asarray(y))
 
     model.__name__ = f"{type(process.scale_prior).__name__}_{type(process.kernel).__name__}_process"
     return model
