@@ -3,8 +3,9 @@
 Every engine that iterates (MCMC warmup and sampling, VI and type-II ML optimisation, PFN training,
 particle-method learning) hands `run` a function ``advance(state, start, stop) -> (state, record)``
 that performs steps ``start … stop − 1`` (one compiled chunk, or a host loop for torch), and gets
-back a `LoopResult`. Between chunks the host updates the bar and its postfix and may write a
-checkpoint. Then:
+back a `LoopResult`. Between chunks the host updates the bar and its postfix and, given a
+`core.checkpoint.Checkpoint`, writes the state and the records so far; a resumed run passes
+what it read back as ``state``, ``start`` and ``records``. Then:
 
 * Ctrl-C returns what is done (``interrupted=True``, with a warning), or re-raises if nothing is
   (no chunk returned a record other than None);
@@ -116,6 +117,7 @@ def run(
     *,
     total: int,
     start: int = 0,
+    records: Sequence = (),
     chunk: int | None = None,
     progress: bool = True,
     desc: str = "",
@@ -124,15 +126,20 @@ def run(
     on_chunk: Callable[[Any, int, list], None] | None = None,
     partial: Callable[[Any, list, int], Any] | None = None,
     what: str = "steps",
+    checkpoint=None,
+    snapshot: Callable[[Any], Any] | None = None,
 ) -> LoopResult:
     """Run steps ``start … total − 1`` of ``advance`` in chunks (see the module docstring).
 
     ``postfix(records, done)`` is shown beside the bar; ``on_chunk(state, done, records)`` runs after
     each chunk (checkpoints); ``partial(state, records, done)`` builds what a `SamplingError` carries
-    when the run fails part-way (None: the error carries nothing).
+    when the run fails part-way (None: the error carries nothing). ``records`` are those of the
+    chunks before a resume (from step ``start``). ``checkpoint`` (a `core.checkpoint.Checkpoint`)
+    is written after each chunk with ``snapshot(state)`` (default: the state itself), the steps
+    done and every record: chunk boundaries are the only points a run is saved at.
     """
     length = chunk or chunk_length(total)
-    records: list = []
+    records: list = list(records)
     done = start
     result = LoopResult(state, records, done)
     with Progress(phases or [("", total)], progress, desc) as bar:
@@ -145,6 +152,8 @@ def run(
                 done = stop
                 result.state, result.done = state, done
                 bar.update(done, postfix(records, done) if postfix and progress else "")  # no bar: no postfix work
+                if checkpoint is not None:
+                    checkpoint.save(snapshot(state) if snapshot is not None else state, done, records)
                 if on_chunk is not None:
                     on_chunk(state, done, records)
         except Stop as stop_signal:

@@ -27,7 +27,8 @@ def learning_rates(steps: int, learning_rate: float, schedule: str):
 
 
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,
-              keep: str = "best", partial: Callable[[Any, list], Any] | None = None):
+              keep: str = "best", partial: Callable[[Any, list], Any] | None = None, start: int = 0,
+              records=(), checkpoint=None, snapshot: Callable | None = None):
     """Run ``step(theta, state) -> (theta, state, loss)`` `steps` times with a progress bar.
 
     ``loss`` is the objective per data point (minimised); the history records ``-loss * n``
@@ -37,6 +38,11 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
     ``partial(theta, history)`` (default: the pair itself) at what was reached: the best point so
     far (``keep="best"``, for exact objectives) or the last one with a finite loss (``keep="last"``,
     for stochastic ones, where the best is a lucky draw).
+
+    ``checkpoint`` (a `core.checkpoint.Checkpoint`) is written after each chunk of steps with
+    ``snapshot((theta, state))``; a resumed run passes the saved ``(theta, state)``, the steps done
+    as ``start`` and the saved ``records`` (the history so far). With ``keep="best"`` the best point
+    is then the best since the resume.
     """
     best = [math.inf, theta, -1]  # loss, theta, step
     last = [theta]  # the last point whose loss was finite (the loss is that of the step's input)
@@ -56,8 +62,9 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
             theta, state = new_theta, new_state
         return (theta, state), values
 
-    result = loop.run(advance, (theta, state), total=steps, progress=progress, desc=desc,
-                      postfix=lambda records, done: f"{label} {records[-1][-1]:.3f}" if records[-1] else "")
+    result = loop.run(advance, (theta, state), total=steps, start=start, records=records, progress=progress,
+                      desc=desc, postfix=lambda records, done: f"{label} {records[-1][-1]:.3f}" if records[-1] else "",
+                      checkpoint=checkpoint, snapshot=snapshot)
     history = [v for record in result.records for v in record]
     stopped = result.stopped
     if stopped is not None and stopped.reason == NON_FINITE:
