@@ -9,6 +9,7 @@ model's deterministic sites and the sampler's statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import warnings
@@ -18,7 +19,8 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from ...core import seeds
-from ...core.checks import check_bool, check_choice, check_int, check_positive, check_probability
+from ...core.checkpoint import Checkpoint, fingerprint
+from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_positive, check_probability
 from ...core.engine import Engine
 from ...core.errors import ConfigError, ConvergenceWarning, InitializationError, ModelError
 from ...core.loop import Progress, run  # noqa: F401 (Progress: the bar tests patch to interrupt a run)
@@ -99,6 +101,8 @@ class _HMCFamily(Engine):
     initial_step_size: float = 1.0
     cores: int | None = None
     progress: bool = True
+    checkpoint: str | None = None
+    resume: bool = False
 
     capability: ClassVar = NumPyroProgram
     runtime_fields: ClassVar[tuple[str, ...]] = (*Engine.runtime_fields, "cores")
@@ -120,6 +124,7 @@ class _HMCFamily(Engine):
         if self.cores is not None:
             check_int("cores", self.cores)
         check_bool("progress", self.progress)
+        check_checkpoint(self.checkpoint, self.resume)
 
     # -- what subclasses provide -------------------------------------------------------------
     def lane_kernel(self, logdensity_fn):
@@ -166,13 +171,22 @@ class _HMCFamily(Engine):
         if unknown:
             raise ConfigError(f"`init` names {unknown[0]!r}, which is not a latent site of model {model.name!r}")
         program = get_program(model, spec, self, strategy)
+        checkpoint = Checkpoint.of(self.checkpoint, self.resume, lambda: self._fingerprint(model, spec, key))
+        saved = checkpoint.load() if checkpoint is not None else None
 
         # Per-chain keys and start candidates come from the seed through NumPy's SeedSequence:
         # pure in the seed, and no random-number program to compile before sampling starts.
         init_seq, run_seq, restart_seq = seeds.seed_sequence(key).spawn(3)
-        chain = self._start(program, init_seq, model, spec, strategy)
+        chain = self._start(program, init_seq, model, spec, strategy) if saved is None else None
         runner = _Runner(self, program, spec, _raw_keys(run_seq, self.chains), restart_seq, strategy)
-        return runner.run(chain, model)
+        return runner.run(chain, model, checkpoint, saved)
+
+    def _fingerprint(self, model, spec, key) -> dict:
+        """What decides the draws (`core.checkpoint.fingerprint`): the settings but `cores` (each chain is
+        its own program on CPU), the seed, the model's function, the data and any initial values."""
+        settings = {"engine": type(self).__name__,
+                    **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "cores"}}
+        return fingerprint(settings, key, model=(model.name, model.fn), data=(dict(spec.static), spec.arrays))
 
     def _start(self, program, seq, model, spec, strategy, best=False):
         """Starting points (position, logdensity, gradient) per chain; chains without a valid
@@ -205,7 +219,14 @@ class _HMCFamily(Engine):
 
 class _Runner:
     """One fit's run: chains in groups (threads on CPU, devices elsewhere), warmup then sampling in
-    chunks, stuck chains restarted during warmup."""
+    chunks, stuck chains restarted during warmup, a checkpoint after each chunk when asked.
+
+    A checkpoint is written at chunk boundaries only, where every chain has reached the same
+    transition (a chunk ends when all its lanes have; a chunk that ran ahead is not part of it):
+    it holds every chain's `program.Lanes` (position, adaptation state with step size, metric,
+    moment accumulators and window position through ``k``, the trajectory begun, the key), the
+    restart bookkeeping (restarts per chain, the restart seed stream's position, the chains left
+    stuck) and, in the loop's records, the draws kept so far."""
 
     def __init__(self, engine, program, spec, chain_keys, restart_seq, strategy):
         self.engine, self.program, self.spec = engine, program, spec
@@ -216,15 +237,20 @@ class _Runner:
         self.restarts = np.zeros(engine.chains, int)
         self.stuck = np.zeros(0, int)
 
-    def run(self, chain, model) -> DrawsPosterior:
+    def run(self, chain, model, checkpoint=None, saved=None) -> DrawsPosterior:
+        """Sample from `chain` (per-chain starting points), or from `saved` (a `core.checkpoint.Saved`)
+        when resuming."""
         import jax
 
         from .program import unpack
 
         engine, program = self.engine, self.program
         total, warmup = engine.warmup + engine.draws, engine.warmup
-        lanes = [self._prime(tuple(a[g.chains] for a in chain), g, np.zeros(len(g.chains), np.int32))
-                 for g in self.groups]
+        if saved is None:
+            lanes = [self._prime(tuple(a[g.chains] for a in chain), g, np.zeros(len(g.chains), np.int32))
+                     for g in self.groups]
+        else:
+            lanes = self._restore(saved.state)
 
         # the schedule and the data go to each device once, not at every chunk
         on_device = {d: (_on(d, program.schedule), _on(d, self.spec.arrays)) for d in {g.device for g in self.groups}}
@@ -285,6 +311,8 @@ class _Runner:
             result = run(
                 advance, lanes, total=total, chunk=program.chunk_len, progress=engine.progress, desc=model.name,
                 phases=[("warmup", warmup), ("sampling", engine.draws)], postfix=postfix, partial=partial,
+                start=saved.done if saved else 0, records=saved.records if saved else (),
+                checkpoint=checkpoint, snapshot=self._snapshot,
             )
         finally:
             finished.set()
@@ -294,6 +322,21 @@ class _Runner:
         if not kept:  # interrupted during warmup: there are no draws to return
             raise KeyboardInterrupt
         return self._posterior(kept, model)
+
+    def _snapshot(self, lanes) -> dict:
+        """The run's state between chunks, on the host: lanes stacked over chains (as on CPU every chain
+        is its own group, a resume does not depend on how chains were grouped) and the restart bookkeeping."""
+        stacked = _concat_lanes([_host(lane) for lane in lanes])
+        return {"lanes": stacked, "restarts": self.restarts.copy(), "stuck": self.stuck.copy(),
+                "restart_streams": self.restart_seq.n_children_spawned}
+
+    def _restore(self, state) -> list:
+        """The lanes of each group from a `_snapshot`, and the restart bookkeeping as it was."""
+        import jax
+
+        self.restarts, self.stuck = np.array(state["restarts"]), np.array(state["stuck"])
+        self.restart_seq.spawn(state["restart_streams"])  # move the stream to where the run was
+        return [_on(g.device, jax.tree.map(lambda a, g=g: a[g.chains], state["lanes"])) for g in self.groups]
 
     def _prime(self, chain, group, k):
         return self.program.prime(_on(group.device, chain), _on(group.device, self.chain_keys[group.chains]),
@@ -441,6 +484,13 @@ def _host(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
 
+def _concat_lanes(trees):
+    """Pytrees with a leading lane axis, concatenated along it."""
+    import jax
+
+    return jax.tree.map(lambda *a: np.concatenate(a), *trees)
+
+
 def _select_host(mask, new, old):
     import jax
 
@@ -476,6 +526,11 @@ class NUTS(_HMCFamily):
         compiled loop. The draws depend on the seed only, not on `cores` (see `chain_groups`).
     progress
         Show warmup and sampling progress bars.
+    checkpoint, resume
+        A file the run's whole state (chains, adaptation, keys, draws so far) is written to after
+        every chunk, atomically; ``resume=True`` continues from it and gives the draws of the
+        uninterrupted run (a missing file: starts afresh). Resuming a file of another run (settings,
+        seed, model or data) is a `ConfigError`.
     """
 
     max_tree_depth: int = 10
