@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.cache import cached, program_key
+from ...core.checkpoint import Checkpoint, fingerprint
 from ...core.checks import check_bool, check_choice, check_int, check_real, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError, SamplingError
@@ -193,13 +194,14 @@ class PaRIS(ParticleFilter):
         return score
 
     def _score_estimator(self, model, ys, observed):
-        """estimate(model, proposal, key) -> (score, log p̂(y)) from one unconditional PaRIS pass."""
+        """estimate(model, proposal, key, carry) -> (score, log p̂(y), carry) from one unconditional PaRIS
+        pass (which carries nothing from step to step)."""
         settings = dataclasses.replace(self._settings(model), keep_particles=False)
         score = self._score(model)
 
-        def estimate(current, proposal, k):
+        def estimate(current, proposal, k, carry):
             outs, _, value = _run(current, proposal, ys, observed, k[None], settings, score)
-            return np.asarray(value[0]), float(outs["log_increment"][0].sum())
+            return np.asarray(value[0]), float(outs["log_increment"][0].sum()), None
 
         return estimate
 
@@ -212,8 +214,10 @@ class PaRIS(ParticleFilter):
 
         key_learn, key_final = split(key, 2)
         estimate = self._score_estimator(model, ys, observed)
+        checkpoint = Checkpoint.of(self.learn.checkpoint, self.learn.resume,
+                                   lambda: self._learning_fingerprint(model, ys, observed, key_learn))
         fitted, proposal, history, trace = learn(model, self.proposal, self.learn, estimate, key_learn,
-                                                 self.progress, ys.shape[0])
+                                                 self.progress, ys.shape[0], checkpoint)
         final = self.functional if callable(self.functional) else "information"
         final_engine = dataclasses.replace(self, learn=None, proposal=proposal, functional=final)
         return final_engine._fit(
@@ -221,6 +225,14 @@ class PaRIS(ParticleFilter):
             learning_history=tuple(history),
             learning_trace={p: np.array([t[p] for t in trace]) for p in trace[0]} if trace else {},
             se_params=self.learn.params if final == "information" else ())
+
+    def _learning_fingerprint(self, model, ys, observed, key) -> dict:
+        """What decides the learning run's numbers (`core.checkpoint.fingerprint`): the engine's settings
+        (its `Learn` less where it checkpoints), the seed, the model's starting values and the data."""
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        settings["learn"] = dataclasses.replace(self.learn, checkpoint=None, resume=False)
+        return fingerprint({"engine": type(self).__name__, **settings}, key, model=model,
+                           data=(np.asarray(ys), np.asarray(observed)))
 
     def _extension(self, model):
         backward = self._backward(model)
@@ -318,20 +330,20 @@ class ParticleGibbs(PaRIS):
                             information_runs=information, **extra)
 
     def _score_estimator(self, model, ys, observed):
-        """estimate(model, proposal, key) -> (score, log p̂(y)) from one conditional sweep, the reference
-        path carried from call to call: a Markov chain whose kernel, at any parameters, leaves their
-        smoothing law invariant (score climbing). log p̂(y) is the conditional filter's, for progress."""
+        """estimate(model, proposal, key, reference) -> (score, log p̂(y), next reference) from one
+        conditional sweep, the reference path carried from call to call (None at the first: one is
+        drawn): a Markov chain whose kernel, at any parameters, leaves their smoothing law invariant
+        (score climbing). log p̂(y) is the conditional filter's, for progress."""
         settings = dataclasses.replace(self._settings(model), keep_particles=True)
         score = dataclasses.replace(self._score(model), keep_indices=True)
-        state = {}
 
-        def estimate(current, proposal, k):
+        def estimate(current, proposal, k, reference):
             k_first, k_sweep = jax.random.split(k)
-            if "ref" not in state:
-                state["ref"] = _first_reference(current, proposal, ys, observed, k_first, settings, score)
-            value, state["ref"], increments = _sweep(current, proposal, ys, observed, k_sweep, settings, score,
-                                                     state["ref"])
-            return np.asarray(value), float(jnp.sum(increments))
+            if reference is None:
+                reference = _first_reference(current, proposal, ys, observed, k_first, settings, score)
+            value, reference, increments = _sweep(current, proposal, ys, observed, k_sweep, settings, score,
+                                                  reference)
+            return np.asarray(value), float(jnp.sum(increments)), reference
 
         return estimate
 

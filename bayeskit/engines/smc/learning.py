@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.flatten_util
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.cache import cached, program_key
-from ...core.checks import check_bool, check_int, check_positive
+from ...core.checks import check_bool, check_checkpoint, check_int, check_positive
 from ...core.errors import ConfigError
 from ...core.module import Module
 from ...core.optimise import run_steps
@@ -39,12 +40,19 @@ class Learn(Module, pytree=False):
     steps of size ``learning_rate`` (a constant or a schedule, e.g.
     ``optax.cosine_decay_schedule(0.05, steps)``: a decaying rate settles on the optimum rather than
     fluctuating around it). Progress shows log p̂(y), or E[log r_φ]/T for the proposal alone.
+
+    ``checkpoint``: a file the learning state (parameters, Adam's state, the step, the history and
+    trace, particle Gibbs' reference path) is written to after every chunk of steps, atomically;
+    ``resume=True`` continues from it and learns exactly what the uninterrupted run learns. Resuming
+    a file written with other settings, seed, model or data is a `ConfigError`.
     """
 
     params: tuple[str, ...] = ()
     proposal: bool = False
     steps: int = 200
     learning_rate: float | Callable = 0.02  # or an optax schedule: step -> rate
+    checkpoint: str | None = None
+    resume: bool = False
 
     def __check_init__(self):
         if isinstance(self.params, str) or not all(isinstance(p, str) for p in self.params):
@@ -56,6 +64,7 @@ class Learn(Module, pytree=False):
         check_int("steps", self.steps)
         if not callable(self.learning_rate):
             check_positive("learning_rate", self.learning_rate)
+        check_checkpoint(self.checkpoint, self.resume)
 
 
 def field_slots(model) -> dict:
@@ -107,12 +116,23 @@ def _check_params(model, params):
     return constraints
 
 
-def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool, T: int):
+class LearnState(NamedTuple):
+    """Learning between steps (besides the parameters): Adam's state, what the estimator carries from
+    step to step (particle Gibbs' reference path; None for PaRIS) and the steps done."""
+
+    opt_state: Any
+    carry: Any
+    step: int
+
+
+def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool, T: int, checkpoint=None):
     """(fitted model, fitted proposal, history of the progress value, trace: per step the learned model
     parameters, and under "proposal" the raveled proposal parameters).
 
-    ``estimate(model, proposal, key) -> (score, log p̂(y))``, the score laid out as `ScoreExtension`
-    with ``wrt_model = bool(params)`` and ``wrt_proposal = proposal``.
+    ``estimate(model, proposal, key, carry) -> (score, log p̂(y), carry)``, the score laid out as
+    `ScoreExtension` with ``wrt_model = bool(params)`` and ``wrt_proposal = proposal``; ``carry`` is
+    what it keeps from step to step (None at the first). ``checkpoint``: a `core.checkpoint.Checkpoint`
+    written after each chunk of steps, and resumed from when it says so.
     """
     import optax
 
@@ -132,7 +152,7 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
                        for p in learn_settings.params},
              "proposal": flat_phi}
     opt = optax.adam(learn_settings.learning_rate)
-    keys = iter(jax.random.split(key, learn_settings.steps))
+    keys = jax.random.split(key, learn_settings.steps)  # step t's key: keys[t], whether resumed or not
     trace = []
     transforms = tuple((p, constraints.get(p, "real"), slots[p]) for p in learn_settings.params)
     update = cached(program_key("smc-learn-update", jax.tree_util.tree_structure(model),
@@ -140,18 +160,30 @@ def learn(model, proposal, learn_settings: Learn, estimate, key, progress: bool,
                                 arrays={"phi": flat_phi}, extra=(learn_settings.learning_rate,)),
                     lambda: _build_update(opt, transforms, model_size, learn_settings.proposal, T))
 
-    def step(theta, state):
+    def step(theta, state: LearnState):
         current = to_model(theta)
-        score, loglik = estimate(current, to_proposal(theta), next(keys))
+        score, loglik, carry = estimate(current, to_proposal(theta), keys[state.step], state.carry)
         trace.append({p: np.asarray(getattr(current, p)) for p in theta["model"]}
                      | ({"proposal": np.asarray(theta["proposal"])} if learn_settings.proposal else {}))
         shown = -loglik / T if learn_settings.params else -float(score[-1]) / T
-        theta, state = update(theta, state, jnp.asarray(score))
-        return theta, state, shown
+        theta, opt_state = update(theta, state.opt_state, jnp.asarray(score))
+        return theta, LearnState(opt_state, carry, state.step + 1), shown
+
+    state, start, records = LearnState(opt.init(theta), None, 0), 0, ()
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:  # the arrays as they were (on the host): the same steps follow, bit for bit
+        theta, state = jax.tree_util.tree_map(jnp.asarray, saved.state["carry"])
+        state = state._replace(step=int(state.step))
+        trace[:] = saved.state["trace"]
+        start, records = saved.done, saved.records
+
+    def snapshot(carry):  # after a chunk: the trace holds one entry per step done
+        return {"carry": carry, "trace": list(trace)}
 
     label = "log p̂(y)" if learn_settings.params else "E[log r_φ(x | y)]"
-    theta, history = run_steps(step, theta, opt.init(theta), steps=learn_settings.steps, n=T, progress=progress,
-                               desc="particle learning", label=label, keep="last")
+    theta, history = run_steps(step, theta, state, steps=learn_settings.steps, n=T, progress=progress,
+                               desc="particle learning", label=label, keep="last", start=start, records=records,
+                               checkpoint=checkpoint, snapshot=snapshot)
     return to_model(theta), to_proposal(theta), history, trace
 
 
