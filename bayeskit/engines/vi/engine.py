@@ -9,8 +9,7 @@ last finite is recomputed and returned with the error.
 
 from __future__ import annotations
 
-import os
-import pickle
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ...core import loop
 from ...core.cache import cached, program_key
+from ...core.checkpoint import Checkpoint, fingerprint
 from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_positive
 from ...core.engine import Engine
 from ...core.errors import ConfigError, SamplingError
@@ -50,7 +50,8 @@ class VI(Engine):
     draws taken from the fitted guide. The posterior says when the objective was still improving
     over the last steps (`VIPosterior.problems`, warned about after the fit).
     ``checkpoint``: a file the state is written to every chunk of steps; ``resume=True`` continues
-    from it (or starts afresh when it does not exist yet).
+    from it (or starts afresh when it does not exist yet). A checkpoint of another run (settings,
+    seed, model or data; ``steps`` too where the schedule spans them) is refused (`ConfigError`).
     """
 
     objective: Callable | str = "elbo"
@@ -120,15 +121,17 @@ class VI(Engine):
                 raise ConfigError(f"`estimator` names site {sorted(unknown)[0]!r}, which the guide does not sample")
         key_init, key_run, key_draw = jax.random.split(key, 3)
         sites = _param_sites(model.fn, guide_fn, reverse_fn, spec, key_init)
-        state, previous = _initial_state(sites, self)
+        checkpoint = Checkpoint.of(self.checkpoint, self.resume, lambda: self._fingerprint(model, spec, key))
+        saved = checkpoint.load() if checkpoint is not None else None
+        state = _initial_state(sites, self) if saved is None else _restore(saved.state)
         program.prepare(spec, sites)
 
         def posterior(state, history):
             return _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key_draw, self)
 
-        result = program.run(state, key_run, self, spec.arrays, previous,
-                             partial=lambda state, records, done: posterior(state, _history(previous, records)))
-        history = _history(previous, result.records)
+        result = program.run(state, key_run, self, spec.arrays, checkpoint, saved.records if saved else (),
+                             partial=lambda state, records, done: posterior(state, _history(records)))
+        history = _history(result.records)
         post = posterior(result.state, history)
         if result.stopped is None and not result.interrupted:
             post.settling = program.settling(result.state, key_run, self, spec, sites)
@@ -140,10 +143,20 @@ class VI(Engine):
                                 f"learning rate or check the model", partial=post)
         return post
 
+    def _fingerprint(self, model, spec, key) -> dict:
+        """What decides the run's numbers (`core.checkpoint.fingerprint`): the settings but ``draws``
+        (taken after the run) and, when the learning rates do not depend on it (a constant schedule,
+        the user's optimizer), ``steps``: such a run may be resumed to go on for more steps. Then the
+        seed, the model's function and the data."""
+        skip = {"draws"} | ({"steps"} if self.schedule == "constant" or self.optimizer is not None else set())
+        settings = {"engine": type(self).__name__,
+                    **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}}
+        return fingerprint(settings, key, model=(model.name, model.fn), data=(dict(spec.static), spec.arrays))
 
-def _history(previous: np.ndarray, records: list) -> np.ndarray:
-    """The objective per step: the steps before a resume, then what each chunk recorded."""
-    return np.concatenate([previous, *records], dtype=float)
+
+def _history(records: list) -> np.ndarray:
+    """The objective per step: what each chunk recorded (a resumed run's records include those before it)."""
+    return np.concatenate([np.zeros(0), *records], dtype=float)
 
 
 def _guide_sites(guide_fn, spec, key) -> set:
@@ -193,21 +206,21 @@ class _State(NamedTuple):
     step: int
 
 
-def _initial_state(sites, engine) -> tuple[_State, np.ndarray]:
-    """(state, objective per step before it): from the checkpoint when resuming, else step 0."""
-    import jax
+def _initial_state(sites, engine) -> _State:
+    """The state at step 0."""
     import jax.numpy as jnp
     from numpyro.distributions.transforms import biject_to
 
-    if engine.resume and os.path.exists(engine.checkpoint):
-        with open(engine.checkpoint, "rb") as f:
-            saved = pickle.load(f)
-        state = _State(jax.tree_util.tree_map(jnp.asarray, saved["unconstrained"]),
-                       jax.tree_util.tree_map(jnp.asarray, saved["opt_state"]), jnp.asarray(saved["baseline"]),
-                       int(saved["step"]))
-        return state, np.asarray(saved["history"], dtype=float).reshape(-1)
     unconstrained = {k: biject_to(c).inv(v) for k, (v, c) in sites.items()}
-    return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0), np.zeros(0)
+    return _State(unconstrained, _optimizer(engine).init(unconstrained), jnp.zeros(()), 0)
+
+
+def _restore(saved: _State) -> _State:
+    """A checkpoint's state (host arrays) as the run left it."""
+    import jax
+    import jax.numpy as jnp
+
+    return _State(*jax.tree_util.tree_map(jnp.asarray, tuple(saved[:3])), int(saved.step))
 
 
 def _optimizer(engine):
@@ -285,8 +298,9 @@ class _Program:
         carry, values = self._chunk(carry, rates, key, arrays)
         return _State(*carry[:3], state.step + len(rates)), int(carry[3]), np.asarray(values, dtype=float)
 
-    def run(self, state: _State, key, engine, arrays, previous: np.ndarray, partial) -> loop.LoopResult:
-        """Run steps ``state.step … engine.steps − 1`` in compiled chunks (`core.loop.run`). On a
+    def run(self, state: _State, key, engine, arrays, checkpoint, records, partial) -> loop.LoopResult:
+        """Run steps ``state.step … engine.steps − 1`` in compiled chunks (`core.loop.run`), after the
+        ``records`` of a resumed run's earlier steps, writing ``checkpoint`` (or None) after each. On a
         non-finite step b the run stops (``result.stopped``) with the state before step b − 1, the
         last whose objective was finite, and the records of steps up to b − 1."""
         starts = [state]  # the states the last two chunks started from: a failure replays from one
@@ -300,16 +314,12 @@ class _Program:
             starts[:] = [starts[-1], new]
             return new, values
 
-        def on_chunk(state, done, records):
-            if engine.checkpoint:
-                _save_checkpoint(engine.checkpoint, state, _history(previous, records))
-
         def postfix(records, done):
             values = records[-1]
             return f"objective {np.mean(values[-max(1, len(values) // 2):]):.3f}"
 
-        return loop.run(advance, state, total=engine.steps, start=state.step, progress=engine.progress, desc="VI",
-                        postfix=postfix, on_chunk=on_chunk, partial=partial)
+        return loop.run(advance, state, total=engine.steps, start=state.step, records=records,
+                        progress=engine.progress, desc="VI", postfix=postfix, partial=partial, checkpoint=checkpoint)
 
     def settling(self, state: _State, key, engine, spec, sites) -> dict | None:
         """Would more steps still raise the objective? About `SETTLE_STEPS` (10%) more steps from the
@@ -359,17 +369,6 @@ class _Program:
 def _all_estimators(estimators, guide_trace):
     return [estimators(n, s["fn"]) for n, s in guide_trace.items()
             if s["type"] == "sample" and not s.get("is_observed", False)]
-
-
-def _save_checkpoint(path, state: _State, history: np.ndarray):
-    import jax
-
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump({"unconstrained": jax.tree_util.tree_map(np.asarray, state.unconstrained),
-                     "opt_state": jax.tree_util.tree_map(np.asarray, state.opt_state),
-                     "baseline": np.asarray(state.baseline), "step": state.step, "history": history}, f)
-    os.replace(tmp, path)  # atomic: a crash mid-write leaves the previous checkpoint
 
 
 class VIPosterior(DrawsPosterior):
