@@ -45,3 +45,19 @@ def test_finite_run_returns_the_best_or_last_point():
     assert len(history) == 10 and theta == pytest.approx(3.0 * (1 - 0.8**9))  # best: the last evaluated input
     theta, _ = run_steps(descent(100), 0.0, 0, steps=10, n=1, progress=False, desc="d", label="l", keep="last")
     assert theta == pytest.approx(3.0 * (1 - 0.8**10))  # last: after the final update
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_non_finite_gradient_stops_before_the_parameters_turn_nan(keep):
+    # the loss at step 4 is finite but its gradient is NaN (so would be the next parameters): the run
+    # stops naming step 4 and keeps a finite point; a NaN never becomes a model's hyperparameter
+    def step(theta, state):
+        grad = 2 * (theta[0] - 3.0) if state != 4 else math.nan
+        return np.array([theta[0] - 0.1 * grad]), state + 1, float((theta[0] - 3.0) ** 2)
+
+    with pytest.raises(SamplingError, match=r"demo: the gradient of the loss at step 4 of 20 was not finite") as err:
+        run_steps(step, np.array([0.0]), 0, steps=20, n=1, progress=False, desc="demo", label="loss", keep=keep,
+                  partial=lambda theta, history: {"theta": theta, "history": history})
+    kept = err.value.partial
+    assert np.all(np.isfinite(kept["theta"])) and len(kept["history"]) == 5  # steps 0..4 had finite losses
+    assert kept["theta"][0] == pytest.approx(3.0 * (1 - 0.8**4), rel=1e-12)  # the input of step 4, the best too

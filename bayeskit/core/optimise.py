@@ -11,6 +11,7 @@ from . import loop
 from .errors import SamplingError
 
 NON_FINITE = "non-finite objective"
+NON_FINITE_STEP = "non-finite parameters after a step"
 FINAL_LR_FRACTION = 0.01  # the cosine schedule decays the learning rate to this fraction of its start
 
 
@@ -26,6 +27,14 @@ def learning_rates(steps: int, learning_rate: float, schedule: str):
     return learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
 
 
+def _finite(tree) -> bool:
+    """Whether every leaf of a parameter pytree is finite."""
+    import jax
+    import numpy as np
+
+    return all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree_util.tree_leaves(tree))
+
+
 def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: bool, desc: str, label: str,
               keep: str = "best", partial: Callable[[Any, list], Any] | None = None, start: int = 0,
               records=(), checkpoint=None, snapshot: Callable | None = None):
@@ -37,7 +46,9 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
     A non-finite loss stops the run and raises `SamplingError` naming the step; its ``partial`` is
     ``partial(theta, history)`` (default: the pair itself) at what was reached: the best point so
     far (``keep="best"``, for exact objectives) or the last one with a finite loss (``keep="last"``,
-    for stochastic ones, where the best is a lucky draw).
+    for stochastic ones, where the best is a lucky draw). A step whose update leaves the parameters
+    non-finite (a NaN or infinite gradient with a finite loss) stops the run the same way, so a NaN
+    never reaches the model as a hyperparameter value.
 
     ``checkpoint`` (a `core.checkpoint.Checkpoint`) is written after each chunk of steps with
     ``snapshot((theta, state))``; a resumed run passes the saved ``(theta, state)``, the steps done
@@ -59,6 +70,8 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
             if value < best[0]:
                 best[:] = [value, theta, start + len(values)]
             values.append(-value * n)
+            if not _finite(new_theta):
+                raise loop.Stop((theta, state), start + len(values) - 1, values, NON_FINITE_STEP)
             theta, state = new_theta, new_state
         return (theta, state), values
 
@@ -67,15 +80,16 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
                       checkpoint=checkpoint, snapshot=snapshot)
     history = [v for record in result.records for v in record]
     stopped = result.stopped
-    if stopped is not None and stopped.reason == NON_FINITE:
+    if stopped is not None and stopped.reason in (NON_FINITE, NON_FINITE_STEP):
         kept = best[1] if keep == "best" else last[0]
         bad = stopped.done
-        if bad == 0:
+        good = bad - 1 if stopped.reason == NON_FINITE else bad  # the last step whose input was finite
+        if good < 0:
             where = "the starting point (nothing was optimised)"
         elif keep == "best":
             where = f"the best point reached (step {best[2]})"
         else:
-            where = f"the parameters of step {bad - 1}, the last with a finite {label}"
+            where = f"the parameters of step {good}, the last with a finite {label}"
         kept_result, note = (kept, history), ""
         if partial is not None:
             try:
@@ -85,8 +99,11 @@ def run_steps(step: Callable, theta, state, *, steps: int, n: int, progress: boo
         import jax
 
         x64 = "" if jax.config.jax_enable_x64 else ", use 64-bit floats (jax.config.update('jax_enable_x64', True))"
+        what = (f"the {label} was not finite at step {bad} of {steps}" if stopped.reason == NON_FINITE else
+                f"the gradient of the {label} at step {bad} of {steps} was not finite (the step led to non-finite "
+                f"parameters)")
         raise SamplingError(
-            f"{desc}: the {label} was not finite at step {bad} of {steps}: the run stopped there and kept {where} "
+            f"{desc}: {what}: the run stopped there and kept {where} "
             f"(error.partial{note}). Lower the learning rate{x64}, or check the data and the starting values",
             partial=kept_result)
     return (best[1] if keep == "best" else result.state[0]), history
