@@ -51,6 +51,7 @@ class Module:
             cls._module_pytree = pytree
         dataclasses.dataclass(frozen=True, repr="__repr__" not in cls.__dict__,
                               eq="__eq__" not in cls.__dict__)(cls)
+        _name_unknown_arguments(cls)
         if cls._module_pytree:
             _register(cls)
 
@@ -67,6 +68,33 @@ class Module:
     def replace(self, **changes) -> Module:
         """A copy with some fields changed (converters and checks run again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _name_unknown_arguments(cls) -> None:
+    """Wrap the dataclass ``__init__`` so a misspelt or unknown keyword (``bk.NUTS(step_size=0.1)``) is a
+    `ConfigError` that names it and lists what the class takes, rather than Python's bare TypeError."""
+    import difflib
+    import functools
+
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except TypeError:
+            names = [f.name for f in dataclasses.fields(cls) if f.init]
+            unknown = [k for k in kwargs if k not in names]
+            if not unknown:
+                raise
+            from .errors import ConfigError
+
+            close = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{cls.__name__} has no setting {unknown[0]!r}{hint}; it takes "
+                              f"{', '.join(names) or 'none'}") from None
+
+    cls.__init__ = __init__
 
 
 def static_fields(cls) -> tuple[str, ...]:
