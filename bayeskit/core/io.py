@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import hashlib
 import json
 import os
+import sys
 
 from .engine import Engine
 from .errors import ConfigError, DataError
 from .posterior import DrawsPosterior, Posterior
 
 _ENGINE = "h5netcdf"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every netCDF4 file
+CHECKSUM_TAG = b"\nbayeskit-sha256:"  # `save` ends a file with this, the hex SHA-256 of what precedes it, "\n"
+CHECKSUM_BYTES = len(CHECKSUM_TAG) + 64 + 1
 
 
 def save(posterior: Posterior, path) -> None:
@@ -21,10 +28,12 @@ def save(posterior: Posterior, path) -> None:
     if not os.path.isdir(folder):
         raise ConfigError(f"cannot save to {path!r}: the folder {folder!r} does not exist (create it first)")
     datasets = posterior.to_xarray()
+    datasets["posterior"].attrs["bayeskit_checksum"] = "sha256 trailer"  # so `load` misses one cut off
     tmp = path + ".tmp"
     try:
         for i, (group, ds) in enumerate(datasets.items()):
             ds.to_netcdf(tmp, mode="w" if i == 0 else "a", group=group, engine=_ENGINE)
+        _append_checksum(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -32,21 +41,86 @@ def save(posterior: Posterior, path) -> None:
     os.replace(tmp, path)  # a failed write never leaves a half-written file at `path`
 
 
+def _append_checksum(path: str) -> None:
+    """End the file with the SHA-256 of its bytes (HDF5 ignores bytes past its end of file, so netCDF
+    readers such as ``az.from_netcdf`` read it as before)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    with open(path, "ab") as f:
+        f.write(CHECKSUM_TAG + h.hexdigest().encode() + b"\n")
+
+
+def _verify_checksum(path: str) -> bool:
+    """A `DataError` when the bytes before the trailer `save` wrote are not those it wrote (zeroed or
+    overwritten bytes that HDF5 may read back as wrong numbers, or loop on); files without the
+    trailer (truncated ones, those of older versions or other writers) are left to the reader. True
+    when the file had a trailer."""
+    size = os.path.getsize(path)
+    if size < CHECKSUM_BYTES:
+        return False
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(size - CHECKSUM_BYTES)
+        trailer = f.read()
+        if not trailer.startswith(CHECKSUM_TAG):
+            return False
+        f.seek(0)
+        left = size - CHECKSUM_BYTES
+        while left:
+            block = f.read(min(left, 1 << 20))
+            h.update(block)
+            left -= len(block)
+    if h.hexdigest().encode() != trailer[len(CHECKSUM_TAG):-1]:
+        raise DataError(f"{path!r} is not a readable bayeskit posterior file: it was damaged after it was saved "
+                        f"(its bytes no longer match the checksum `Posterior.save` wrote: overwritten or zeroed "
+                        f"bytes), so its numbers cannot be trusted; save the posterior again")
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_h5netcdf():
+    """Silence what h5netcdf prints when a file it failed to open is garbage-collected ("Exception ignored in
+    File.close ... no attribute '_writable'"): a raw traceback about the damaged file `load` reports itself."""
+    previous = sys.unraisablehook
+
+    def hook(info):
+        if not getattr(info.object, "__module__", "").startswith("h5netcdf") and \
+                "h5netcdf" not in repr(getattr(info, "object", "")):
+            previous(info)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        gc.collect()
+        sys.unraisablehook = previous
+
+
 def load(path, model=None) -> DrawsPosterior:
     """Read a posterior written by `Posterior.save`; pass `model` to use `predict` on it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"`path` {path!r} is not a file")
-    try:
-        return _read(path, model)
-    except (ConfigError, DataError):
-        raise
-    except Exception as exc:  # h5py's and xarray's errors name neither the file nor what it should be
-        raise DataError(f"{path!r} is not a readable bayeskit posterior file (netCDF4 in ArviZ's layout, as "
-                        f"`Posterior.save` writes): {type(exc).__name__}: {exc}") from exc
+    checked = _verify_checksum(path)  # before HDF5 parses anything: some damage makes it loop for ever
+    with _quiet_h5netcdf():
+        try:
+            return _read(path, model, checked)
+        except (ConfigError, DataError):
+            raise
+        except Exception as exc:  # h5py's and xarray's errors name neither the file nor what it should be
+            cause = f"{type(exc).__name__}: {exc}"
+        gc.collect()  # h5netcdf's half-opened files are closed here, where their complaints are silenced
+    with open(path, "rb") as f:
+        hdf5 = f.read(8) == HDF5_SIGNATURE
+    what = ("it is an HDF5 file, but damaged inside (overwritten, zeroed or missing bytes)" if hdf5 else
+            "it does not start as an HDF5/netCDF4 file does")
+    raise DataError(f"{path!r} is not a readable bayeskit posterior file (netCDF4 in ArviZ's layout, as "
+                    f"`Posterior.save` writes): {what}; the reader said {cause}")
 
 
-def _read(path: str, model) -> DrawsPosterior:
+def _read(path: str, model, checked: bool) -> DrawsPosterior:
     import xarray as xr
 
     from .model import as_model
@@ -54,6 +128,10 @@ def _read(path: str, model) -> DrawsPosterior:
     groups = {}
     with xr.open_dataset(path, group="posterior", engine=_ENGINE) as ds:
         attrs = dict(ds.attrs)
+        if "bayeskit_checksum" in attrs and not checked:
+            raise DataError(f"{path!r} is not a readable bayeskit posterior file: it was damaged after it was saved "
+                            f"(the checksum `Posterior.save` ended it with is gone: its end was overwritten, zeroed "
+                            f"or cut off), so its numbers cannot be trusted; save the posterior again")
         groups["posterior"] = {k: v.values for k, v in ds.load().data_vars.items()}
     for group in ("sample_stats", "observed_data", "constant_data"):
         try:
