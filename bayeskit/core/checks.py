@@ -2,7 +2,8 @@
 
 Every function raises `ConfigError` naming the argument and what was expected, e.g.
 "`learning_rate` must be a finite number > 0, got -1". Array checks (``check_*_values``) skip
-traced values: those are checked where they were concrete.
+traced values: those are checked where they were concrete. `as_numeric` is the one check of data
+arrays every entry point shares (it raises `DataError`: the data, not a setting, is wrong).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 
 def _is_int(value) -> bool:
@@ -129,3 +130,36 @@ def check_positive_values(owner: str, **values) -> None:
 def check_non_negative_values(owner: str, **values) -> None:
     """Concrete hyperparameters (scalars or arrays) that must be >= 0 and finite."""
     _check_values(owner, values, allow_zero=True)
+
+
+def as_numeric(label: str, value, *, dtype=None, allow_empty: bool = True):
+    """`value` as an array of numbers (bools, ints or floats), converted to ``dtype`` when given, or a
+    `DataError` that names it (``label``, e.g. "`y`" or "data['y']") and says what was expected: for
+    strings, object arrays holding anything but numbers (None, text), ragged nested lists and, unless
+    ``allow_empty``, arrays with no elements. An array (NumPy, JAX) that is numeric already is returned
+    as it is; an object array of numbers (a pandas column) as the numbers."""
+    arr = value
+    if not (hasattr(value, "shape") and isinstance(getattr(value, "dtype", None), np.dtype)):
+        try:  # a JAX or NumPy array stays where it is; lists, scalars, frames and tensors are converted
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise DataError(f"{label} could not be converted to an array of numbers: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "O":
+        flat = np.ravel(np.asarray(arr))
+        odd = next((i for i, v in enumerate(flat) if not _is_real(v) and not isinstance(v, (bool, np.bool_))), None)
+        if odd is not None:
+            raise DataError(f"{label} must be numeric (ints, floats or bools), got an object array whose element "
+                            f"{odd} is {flat[odd]!r}; remove or impute what is not a number and convert it, e.g. "
+                            f"np.asarray(..., float)")
+        arr = np.array(np.asarray(arr).tolist())  # numbers held as Python objects (a pandas column): as numbers
+        kind = arr.dtype.kind
+    if kind not in "biuf":  # strings, bytes, dates, complex, raw records
+        raise DataError(f"{label} must be numeric (ints, floats or bools), got dtype {arr.dtype} "
+                        f"(e.g. {np.ravel(np.asarray(arr))[:1].tolist()}); convert it, e.g. np.asarray(..., float)")
+    if not allow_empty and np.size(arr) == 0:
+        raise DataError(f"{label} is empty (shape {tuple(np.shape(arr))}): there is nothing to fit; "
+                        f"give at least one observation")
+    if dtype is not None and arr.dtype != dtype:
+        arr = np.asarray(arr, dtype=dtype) if isinstance(arr, np.ndarray) else arr.astype(dtype)
+    return arr

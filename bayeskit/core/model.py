@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .checks import as_numeric
 from .errors import DataError, ModelError
 
 STATIC_TYPES = (bool, int, float, str, type(None))  # JSON-storable settings; the rest are arrays
@@ -206,6 +207,8 @@ class NumPyroModel:
         self.arguments = tuple(
             n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
+        #: arguments without a default: a fit needs each of them in `data`
+        self.required = tuple(n for n in self.arguments if params[n].default is params[n].empty)
 
     def __repr__(self) -> str:
         return f"NumPyroModel({self.name})"
@@ -217,27 +220,18 @@ class NumPyroModel:
             data = {}
         if not isinstance(data, Mapping):
             raise DataError(f"`data` must be a dict of model arguments, got {type(data).__name__}")
+        # A key the model does not take is refused, as NumPyro's MCMC.run(**kwargs) would: a misspelt
+        # observation would otherwise leave its site sampled as a latent, silently.
         unknown = [k for k in data if k not in self.arguments]
         if unknown and not self._accepts_any:
-            raise DataError(
-                f"data key {unknown[0]!r} is not an argument of model {self.name!r}; "
-                f"it takes {', '.join(self.arguments) or 'no arguments'}"
-            )
+            raise DataError(f"data key {unknown[0]!r} is not an argument of model {self.name!r}; "
+                            f"it takes {', '.join(self.arguments) or 'no arguments'}")
         static, arrays = [], {}
         for k, v in data.items():
             if isinstance(v, STATIC_TYPES):
                 static.append((k, v))
-            else:
-                try:
-                    arr = v if hasattr(v, "shape") and hasattr(v, "dtype") else np.asarray(v)
-                except Exception as exc:  # ragged lists and the like
-                    raise DataError(f"data[{k!r}] could not be converted to an array: {exc}") from exc
-                if arr.dtype == object:
-                    raise DataError(f"data[{k!r}] must be numeric, got an object array")
-                if arr.dtype.kind in "USV":  # strings, bytes, raw records: nothing JAX can trace
-                    raise DataError(f"data[{k!r}] must be numeric (ints, floats or bools), got dtype {arr.dtype} "
-                                    f"(e.g. {np.ravel(arr)[:1].tolist()}); convert it, e.g. np.asarray(..., float)")
-                arrays[k] = arr
+            else:  # numbers only: strings, objects and ragged lists are nothing JAX can trace
+                arrays[k] = as_numeric(f"data[{k!r}]", v)
         return tuple(sorted(static, key=lambda kv: kv[0])), arrays
 
     def inspect(self, data: Mapping | None = None) -> ModelSpec:
@@ -247,6 +241,11 @@ class NumPyroModel:
         from numpyro.infer import init_to_uniform
 
         static, arrays = self.split_data(data)
+        missing = [k for k in self.required if k not in (data or {})]
+        if missing:  # was the model's own TypeError, "missing 1 required positional argument"
+            given = ", ".join(map(repr, data or {})) or "none"
+            raise DataError(f"data has no key {missing[0]!r}, an argument of model {self.name!r} without a default; "
+                            f"it takes {', '.join(self.arguments)} (given: {given})")
         static_keys = {k for k, _ in static}
         sites: list[Site] = []
 
@@ -318,6 +317,13 @@ class NumPyroModel:
         return spec
 
     def _check_finite(self, spec: ModelSpec) -> None:
+        """NaN and ±inf anywhere in the data, and observations with no elements, are refused by name
+        (NumPyro would give a NaN log density, or a posterior equal to the prior, without a word)."""
+        for site in spec.observed:
+            if site.data_key in spec.arrays and np.size(spec.arrays[site.data_key]) == 0:
+                raise DataError(f"observed site {site.name!r} (data key {site.data_key!r}) is empty (shape "
+                                f"{tuple(np.shape(spec.arrays[site.data_key]))}): there is nothing to condition on; "
+                                f"give at least one observation")
         for key, arr in spec.arrays.items():
             a = np.asarray(arr)
             if not np.issubdtype(a.dtype, np.inexact):

@@ -19,6 +19,7 @@ from ...models.processes.process import (
     ScaleMixtureProcess,
     check_data,
     check_fixed,
+    check_kernel_inputs,
     hyperparameter_domains,
     hyperparameter_names,
     with_working_jitter,
@@ -78,6 +79,7 @@ class Exact(Engine):
         # A model may read its own data (e.g. class labels as one-hot targets) and make its own
         # posterior (a classifier's); by default both are a regression process's.
         X, y = model.check_data(data) if hasattr(model, "check_data") else check_data(data)
+        check_kernel_inputs(model, X)  # before any kernel matrix: a named error, not JAX's broadcasting one
         own_posterior = getattr(model, "exact_posterior", None)
         settings = self.matrix_free(y.shape[0])
         if own_posterior is not None and settings is not None:

@@ -14,7 +14,7 @@ from ...core.seeds import as_key
 from ...models.kernels.base import as_inputs
 from ...models.processes.linalg import psd_root
 from ...models.processes.predictive import ProcessPredictive
-from ...models.processes.process import hyperparameter_names
+from ...models.processes.process import check_new_inputs, hyperparameter_names
 from ...models.processes.quadrature import inverse_gamma_posterior, log_marginal, sigma2_nodes
 from ...models.processes.scale_priors import Fixed, InverseGamma
 
@@ -93,8 +93,8 @@ class ProcessPosterior(Posterior):
         if isinstance(new_data, dict) and "X" not in new_data:
             raise DataError(f"`new_data` must hold the new inputs under the key 'X' (as the fit's data did), got "
                             f"key(s) {sorted(new_data)}")
-        X_new = self.X if new_data is None else as_inputs(new_data["X"] if isinstance(new_data, dict) else new_data,
-                                                              "X")
+        X_new = self.X if new_data is None else check_new_inputs(
+            new_data["X"] if isinstance(new_data, dict) else new_data, self.X)
         mean, v = self._conditional(X_new, bool(noisy))
         if self._family == "normal":
             return ProcessPredictive(mean, v, "normal", self._s2)

@@ -79,6 +79,9 @@ class MartingalePosterior(Engine):
 
     def fit(self, model, data, key) -> MartingaleDraws:
         rule = model
+        check = getattr(rule, "check_data", None)
+        if check is not None:  # named errors for bad data before anything reads it
+            check(data)
         n = _observations(data)
         horizon = self.horizon_for(n)
         state = rule.condition(data, horizon)

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...core.checks import check_bool, check_checkpoint, check_int, check_type
+from ...core.checks import as_numeric, check_bool, check_checkpoint, check_int, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError
 from ...core.model import DatasetPriorSource, NumPyroProgram
@@ -50,6 +50,8 @@ class _Amortized(Engine):
         if self.network is not None and not isinstance(self.network, (str, os.PathLike)):
             self._check_network()
         check_type("priors", self.priors, Mapping, "a dict of path -> NumPyro distribution", optional=True)
+        if not isinstance(self.device, str) and type(self.device).__name__ != "device":  # str or torch.device
+            raise ConfigError(f"`device` must be a torch device such as 'cpu' or 'cuda', got {self.device!r}")
         check_checkpoint(self.checkpoint, self.resume)
         check_bool("progress", self.progress)
 
@@ -116,16 +118,23 @@ class _Amortized(Engine):
         if not isinstance(data, dict) or set(data) != {"X", "y"}:
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise DataError(f"`data` for {type(self).__name__} must be a dict with keys 'X' and 'y', got {got}")
-        y = np.asarray(data["y"], dtype=float)
-        X_raw = np.asarray(data["X"], dtype=float)
-        x_dim = X_raw.shape[1] if X_raw.ndim == 2 else 1
-        network = self._network(model, x_dim, key)
-        X = check_inputs(X_raw, network.x_dim)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise DataError(f"`y` must be a 1-D array with one target per row of `X` ({X.shape[0]}), got shape "
+        y = as_numeric("`y`", data["y"], dtype=float)
+        X_raw = as_numeric("`X`", data["X"], dtype=float)
+        if X_raw.ndim not in (1, 2):
+            raise DataError(f"`X` must be an (n, d) array of inputs (or (n,) for d = 1), got shape {X_raw.shape}")
+        if X_raw.shape[0] == 0 or y.size == 0:
+            raise DataError(f"`X` and `y` must hold at least one observation, got shapes {X_raw.shape} and {y.shape}")
+        # every check of the data comes before the network is loaded (or trained)
+        if y.ndim != 1 or y.shape[0] != X_raw.shape[0]:
+            raise DataError(f"`y` must be a 1-D array with one target per row of `X` ({X_raw.shape[0]}), got shape "
                             f"{y.shape}")
         if not np.all(np.isfinite(y)):
             raise DataError(f"`y` contains {int((~np.isfinite(y)).sum())} non-finite value(s) (NaN or inf)")
+        if not np.all(np.isfinite(X_raw)):
+            raise DataError(f"`X` contains {int((~np.isfinite(X_raw)).sum())} non-finite value(s) (NaN or inf)")
+        x_dim = X_raw.shape[1] if X_raw.ndim == 2 else 1
+        network = self._network(model, x_dim, key)
+        X = check_inputs(X_raw, network.x_dim)
         if X.shape[0] > network.max_context:
             warnings.warn(f"{X.shape[0]} context points, but the network was trained with at most "
                           f"{network.max_context}: its predictions extrapolate beyond its training", ContextWarning,

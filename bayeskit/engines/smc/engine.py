@@ -12,7 +12,7 @@ import numpy as np
 
 from ...core.cache import cached, program_key
 from ...core.checkpoint import Checkpoint, fingerprint
-from ...core.checks import check_bool, check_choice, check_int, check_real, check_type
+from ...core.checks import as_numeric, check_bool, check_choice, check_int, check_real, check_type
 from ...core.engine import Engine
 from ...core.errors import ConfigError, DataError, SamplingError
 from ...core.model import FeynmanKac
@@ -34,7 +34,7 @@ def check_observations(data, model, missing: str):
     if not isinstance(data, dict) or "y" not in data or set(data) - {"y"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"`data` for a state-space model must be a dict with key 'y', got {got}")
-    y = np.asarray(data["y"], dtype=float)
+    y = as_numeric("`y`", data["y"], dtype=float)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] < 2:

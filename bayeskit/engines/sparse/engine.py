@@ -15,7 +15,7 @@ from ...core.errors import ConfigError
 from ...core.model import SparseClassifier
 from ...core.optimise import run_steps
 from ...models.processes import classification as clf
-from ...models.processes.process import check_fixed, hyperparameter_names
+from ...models.processes.process import check_fixed, check_kernel_inputs, hyperparameter_names
 from .posterior import ClassifierPosterior
 
 
@@ -53,6 +53,7 @@ class SparseVariational(Engine):
 
     def fit(self, model: clf.ProcessClassifier, data, key) -> ClassifierPosterior:
         X, y = clf.check_labels(data, model.num_classes)
+        check_kernel_inputs(model, X)
         n = X.shape[0]
         names = hyperparameter_names(model)
         unknown = [f for f in self.fixed if f not in names]

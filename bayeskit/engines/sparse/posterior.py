@@ -7,13 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.cache import cached, program_key
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, DataError
 from ...core.posterior import Posterior, check_n
 from ...core.seeds import as_key
-from ...models.kernels.base import as_inputs
 from ...models.processes import classification as clf
 from ...models.processes.predictive import ClassPredictive
-from ...models.processes.process import hyperparameter_names
+from ...models.processes.process import check_new_inputs, hyperparameter_names
 
 
 class ClassifierPosterior(Posterior):
@@ -66,8 +65,11 @@ class ClassifierPosterior(Posterior):
         else:
             name = "n"
         num_samples = check_n(n, name)
-        X_new = self.X if new_data is None else as_inputs(
-            new_data["X"] if isinstance(new_data, dict) else new_data, "X")
+        if isinstance(new_data, dict) and "X" not in new_data:
+            raise DataError(f"`new_data` must hold the new inputs under the key 'X' (as the fit's data did), got "
+                            f"key(s) {sorted(new_data)}")
+        X_new = self.X if new_data is None else check_new_inputs(
+            new_data["X"] if isinstance(new_data, dict) else new_data, self.X)
         probs, mean, v = _predict()(self.kernel, self.model.scale_prior, self.Z, self.m, self.R, self.a_q, self.b_q,
                                   X_new, as_key(seed), num_samples)
         return ClassPredictive(np.asarray(probs), np.asarray(mean.T), np.asarray(v.T))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ...core.checks import as_numeric
 from ...core.errors import DataError
 from ...core.module import Module
 
@@ -52,14 +53,14 @@ class PredictiveRule(Module):
             got = sorted(data) if isinstance(data, Mapping) else type(data).__name__
             want = "'y' (and optionally 'X')" if self.accepts_covariates else "'y'"
             raise DataError(f"`data` for {name} must be a dict with key {want}, got {got}")
-        y = np.asarray(data["y"], dtype=float)
+        y = as_numeric("`y`", data["y"], dtype=float)
         if y.ndim == 0 or y.shape[0] < 1:
             raise DataError(f"`y` must hold at least one observation (one per row), got shape {y.shape}")
         if not np.all(np.isfinite(y)):
             raise DataError(f"`y` contains {int((~np.isfinite(y)).sum())} non-finite value(s) (NaN or inf)")
         X = None
         if "X" in data:
-            X = np.asarray(data["X"], dtype=float)
+            X = as_numeric("`X`", data["X"], dtype=float)
             if X.ndim == 1:
                 X = X[:, None]
             if X.ndim != 2 or X.shape[0] != y.shape[0]:

@@ -64,6 +64,9 @@ def check_labels(data, num_classes: int | None):
     """(X, labels) from ``data={"X": ..., "y": ...}`` with named errors; ``num_classes=None`` takes the
     largest label + 1."""
     X, y = check_xy(data, "classifier", "class labels")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise DataError(f"`y` contains {int((~np.isfinite(y)).sum())} non-finite value(s) (NaN or inf); it must hold "
+                        f"integer class labels")
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
         raise DataError(f"`y` must hold integer class labels, got dtype {y.dtype}")
     if num_classes is None:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...core.checks import check_non_negative_values
+from ...core.checks import as_numeric, check_non_negative_values
 from ...core.errors import ConfigError, DataError, ModelError
 from ...core.module import Module
 from ..kernels.base import Kernel, as_inputs, check_kernel
@@ -146,12 +146,14 @@ def check_xy(data, owner: str, what: str) -> tuple[jax.Array, np.ndarray]:
     if not isinstance(data, dict) or set(data) != {"X", "y"}:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataError(f"`data` for a {owner} must be a dict with keys 'X' and 'y', got {got}")
-    X = as_inputs(data["X"], "X")
-    y = np.asarray(data["y"])
+    X = as_inputs(as_numeric("`X`", data["X"]), "X")
+    y = np.asarray(as_numeric("`y`", data["y"]))
     if y.ndim != 1:
         raise DataError(f"`y` must be a 1-D array of {what}, got shape {y.shape}")
     if X.shape[0] != y.shape[0]:
         raise DataError(f"`X` has {X.shape[0]} rows but `y` has {y.shape[0]} entries")
+    if y.shape[0] == 0:
+        raise DataError(f"`X` and `y` are empty (shapes {X.shape} and {y.shape}): a {owner} needs at least one point")
     bad = ~np.isfinite(np.asarray(X))
     if bad.any():
         raise DataError(f"`X` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
@@ -165,6 +167,46 @@ def check_data(data) -> tuple[jax.Array, jax.Array]:
     if bad.any():
         raise DataError(f"`y` contains {int(bad.sum())} non-finite value(s) (NaN or inf)")
     return X, jnp.asarray(y)
+
+
+def check_kernel_inputs(model, X) -> None:
+    """The model's kernel takes inputs with X's d columns: a hyperparameter per input dimension (an ARD
+    ``lengthscale``) has one entry or d of them, and the kernel matrix has the shape (n, n); else a
+    `DataError` naming both (JAX would broadcast d = 1 silently, or fail with its broadcasting error)."""
+    kernel = getattr(model, "kernel", None)
+    if kernel is None:
+        return
+    d = X.shape[1]
+    shapes = {f"kernel.{name}": np.shape(v) for name, v in zip(hyperparameter_names(kernel),
+                                                               jax.tree_util.tree_leaves(kernel), strict=True)}
+    listed = ", ".join(f"{k} {v}" for k, v in shapes.items() if v) or "all scalars"
+    for name, shape in shapes.items():
+        if name.endswith("lengthscale") and len(shape) == 1 and shape[0] not in (1, d):
+            raise DataError(f"`X` has {d} column(s) (input dimensions), but {name} has {shape[0]} entries, one per "
+                            f"input dimension: give X with {shape[0]} columns, or a lengthscale with 1 or {d} entries")
+    try:
+        out = jax.eval_shape(kernel, X[:2], X[:2])  # abstract: nothing is computed
+    except DataError:
+        raise
+    except Exception as exc:  # a hyperparameter that does not broadcast against the inputs
+        raise DataError(f"the kernel {type(kernel).__name__} cannot take `X` of shape {X.shape} (d = {d} input "
+                        f"dimensions); its array hyperparameters: {listed} ({type(exc).__name__}: {exc})") from None
+    if out.shape != (min(2, X.shape[0]),) * 2:
+        raise DataError(f"the kernel {type(kernel).__name__} maps `X` of shape {X.shape} to a matrix of shape "
+                        f"{out.shape} per pair of points rather than one number; its array hyperparameters: {listed}")
+
+
+def check_new_inputs(X_new, X_train, name: str = "X") -> jax.Array:
+    """Inputs to predict at, as (m, d) like the training inputs ``X_train``: numeric, finite, d columns."""
+    X_new = as_inputs(as_numeric(f"`{name}`", X_new), name)
+    d = X_train.shape[1]
+    if X_new.shape[1] != d:
+        raise DataError(f"new inputs `{name}` have {X_new.shape[1]} column(s), but the fit's `X` had {d} "
+                        f"(one per input dimension); got shape {X_new.shape}")
+    bad = ~np.isfinite(np.asarray(X_new))
+    if bad.any():
+        raise DataError(f"new inputs `{name}` contain {int(bad.sum())} non-finite value(s) (NaN or inf)")
+    return X_new
 
 
 def with_working_jitter(process: ScaleMixtureProcess, X) -> ScaleMixtureProcess:
