@@ -125,7 +125,8 @@ class SBCResult:
         if var_names is not None and not scalars:
             raise DataError(f"`var_names` {list(var_names)} names no variable; they are {list(self.ranks)}")
         tests = [(label, uniformity_test(u, alpha=alpha)) for label, u in scalars[:MAX_PANELS]]
-        title = f"{self.kind.upper() if self.kind == 'pit' else 'SBC'}: {self.simulations} simulations"
+        title = (f"PIT of {self.simulations} held-out points" if self.kind == "pit" else
+                 f"SBC: {self.simulations} simulations, {self.draws} draws each")
         return ecdf_difference_figure(tests, title=title, path=path)
 
     def to_dataset(self):
