@@ -184,6 +184,19 @@ def test_hyperparameter_gradients_are_finite_with_duplicates():
     assert np.isfinite(g)
 
 
+@pytest.mark.parametrize("activation", ["relu", "erf", jnp.tanh])
+def test_weight_var_gradient_is_finite_and_exact_at_an_input_at_the_origin(activation):
+    # no bias: k(0, x') = 0 for every σ_w², so its derivative is 0; √(k(0,0)·k(x',x')) used to give
+    # ∞·0 = NaN there, and the matrix-free path pads row blocks, which made the NaN appear at N = 12,000
+    x = np.vstack([np.zeros((1, 3)), X])
+    for cls in (NNGP, NTK) if isinstance(activation, str) else (NNGP,):  # quadrature: one compile is enough
+        f = lambda wv, cls=cls: cls(weight_var=wv, activation=activation, quadrature_order=8)(x)  # noqa: E731
+        J = np.asarray(jax.jacfwd(f)(1.7))
+        assert np.all(np.isfinite(J)) and np.all(J[0] == 0) and np.all(J[:, 0] == 0)
+        h = 1e-6
+        np.testing.assert_allclose(J, (f(1.7 + h) - f(1.7 - h)) / (2 * h), rtol=1e-5, atol=1e-8)
+
+
 def test_nngp_gradient_matches_finite_differences():
     f = lambda wv: NNGP(weight_var=wv, bias_var=0.1, hidden_layers=3)(X)[1, 2]  # noqa: E731
     h = 1e-6

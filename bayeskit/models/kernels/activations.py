@@ -24,9 +24,11 @@ def relu(a, b, c, xp):
     """ReLU: E[φφ] = √(ab)/(2π)·(sin θ + (π − θ) cos θ), E[φ'φ'] = (π − θ)/(2π), cos θ = c/√(ab).
 
     θ = atan2(sin θ, cos θ) with a safe sin: at θ = 0 (duplicate inputs) the derivative of the
-    first map is the true one, (π − θ)/(2π)·√(ab)·d(cos θ), not NaN.
+    first map is the true one, (π − θ)/(2π)·√(ab)·d(cos θ), not NaN. √(ab) is safe too: an input
+    at the origin with no bias has a = 0 for every hyperparameter value, so its derivative is 0
+    (a plain sqrt gives ∞·0 = NaN there, and NaN poisons every gradient summed over the data).
     """
-    norm = xp.sqrt(a * b)
+    norm = safe_sqrt(a * b, xp)
     has_norm = norm > 0
     cos = xp.clip(c / xp.where(has_norm, norm, xp.ones_like(norm)), -1.0, 1.0)
     cos = xp.where(has_norm, cos, xp.ones_like(cos))
@@ -70,10 +72,10 @@ def gauss_hermite(phi: Callable, order: int = 64):
 
     def expectations(a, b, c, xp=jnp):
         a, b, c = jnp.broadcast_arrays(a, b, c)
-        norm = jnp.sqrt(a * b)
+        norm = safe_sqrt(a * b, jnp)  # safe at a = 0 (an input at the origin, no bias): see `relu`
         rho = jnp.clip(c / jnp.where(norm > 0, norm, 1.0), -1.0, 1.0)
         rho_perp = safe_sqrt(1.0 - rho * rho, jnp)
-        sa, sb = jnp.sqrt(2 * a), jnp.sqrt(2 * b)
+        sa, sb = safe_sqrt(2 * a, jnp), safe_sqrt(2 * b, jnp)
 
         def step(acc, node):
             s, t, w = node

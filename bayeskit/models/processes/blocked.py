@@ -2,9 +2,9 @@
 
 For N = 50,000 the kernel matrix has 2.5e9 entries (20 GB in float64), so matrix-free solvers
 only ever ask for products K·V and for the hyperparameter gradient of the bilinear form
-Σ_k u_kᵀ K v_k. Both run here in JAX over row blocks of B rows (B·N entries at a time, padded
-rows contribute zero), fused with the kernel formula, so memory is O(B·N) and the kernel is the
-same JAX code the dense path uses.
+Σ_k u_kᵀ K v_k. Both run here in JAX over row blocks of B rows (B·N entries at a time; the last
+block is padded with copies of the last input, whose rows are dropped or weighted by zero), fused
+with the kernel formula, so memory is O(B·N) and the kernel is the same JAX code the dense path uses.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ def block_rows(n_cols: int) -> int:
     return max(1, min(BLOCK_ENTRIES // max(n_cols, 1), n_cols))
 
 
-def _blocks(x, rows):
-    """(n_blocks, rows, ...) view of `x` padded with zero rows."""
+def _blocks(x, rows, mode="edge"):
+    """(n_blocks, rows, ...) view of `x`, padded with copies of its last row (``mode="edge"``, for
+    inputs) or with zeros (``"constant"``, for weights).
+
+    Inputs are never padded with zeros: the origin is no input of the data, and a kernel may have
+    a non-finite derivative there (ReLU NNGP without bias: √(ab) at a = 0), which a zero weight
+    cannot cancel (0·NaN = NaN)."""
     n = x.shape[0]
     pad = (-n) % rows
-    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1), mode=mode)
     return x.reshape(-1, rows, *x.shape[1:])
 
 
@@ -49,7 +54,8 @@ def kernel_bilinear_grad(kernel, X, U, V, *, rows):
     def step(acc, block):
         return [a + g for a, g in zip(acc, block_grad(*block), strict=True)], None
 
-    total, _ = jax.lax.scan(step, [jnp.zeros_like(v) for v in leaves], (_blocks(X, rows), _blocks(U, rows)))
+    blocks = (_blocks(X, rows), _blocks(U, rows, "constant"))
+    total, _ = jax.lax.scan(step, [jnp.zeros_like(v) for v in leaves], blocks)
     return total
 
 
