@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.checks import as_numeric, check_non_negative_values
-from ...core.errors import ConfigError, DataError, ModelError
+from ...core.errors import BayeskitError, ConfigError, DataError, ModelError
 from ...core.module import Module
 from ..kernels.base import Kernel, as_inputs, check_kernel
 from .linalg import quad_logdet
@@ -186,8 +186,8 @@ def check_kernel_inputs(model, X) -> None:
                             f"input dimension: give X with {shape[0]} columns, or a lengthscale with 1 or {d} entries")
     try:
         out = jax.eval_shape(kernel, X[:2], X[:2])  # abstract: nothing is computed
-    except DataError:
-        raise
+    except BayeskitError:  # the kernel's own named error: the model raises it where it evaluates the kernel,
+        return  # or never does (a WideDeep of infinite depth is the majority rule, no kernel matrix)
     except Exception as exc:  # a hyperparameter that does not broadcast against the inputs
         raise DataError(f"the kernel {type(kernel).__name__} cannot take `X` of shape {X.shape} (d = {d} input "
                         f"dimensions); its array hyperparameters: {listed} ({type(exc).__name__}: {exc})") from None
