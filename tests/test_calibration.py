@@ -245,3 +245,21 @@ def test_lc_pfn_intervals_are_conservative_one_epoch_ahead():
     assert result.failures() and "too wide" in result.failures()["y"]
     for level, share in result.coverage.items():
         assert share >= level - 2 * np.sqrt(level * (1 - level) / 300), (level, share)
+
+
+@pytest.mark.slow
+def test_sbc_full_process_hyperparameters_and_particle_gibbs():
+    from bayeskit.models.kernels import RBF
+    from bayeskit.models.processes import InverseGamma, ScaleMixtureProcess, numpyro_model
+    from bayeskit.models.state_space import LinearGaussian
+
+    process = ScaleMixtureProcess(RBF(variance=1.0, lengthscale=1.0), noise=0.1, scale_prior=InverseGamma(3.0, 2.0))
+    model = numpyro_model(process, {"kernel.lengthscale": dist.LogNormal(0.0, 0.5), "noise": dist.LogNormal(-2, 0.5)})
+    X = np.linspace(-3, 3, 25)[:, None]
+    result = sbc(model, bk.NUTS(), {"X": X, "y": np.zeros(25)}, simulations=100, seed=0, progress=False)
+    assert result.passed(), result.failures()
+
+    lg = LinearGaussian.scalar(a=0.9, c=1.0, q=0.5, r=1.0)
+    pg = bk.ParticleGibbs(functional=lambda x, x_next, t: x, n_particles=32, runs=4, sweeps=105, burn_in=5)
+    result = sbc(lg, pg, {"y": np.zeros((20, 1))}, simulations=100, seed=0, progress=False)
+    assert result.passed(), result.failures()
