@@ -164,3 +164,27 @@ def test_plots_are_png(reg_fit, tmp_path):
         path = fn(reg_fit, tmp_path / name, var_names=["a", "b"])
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _unsorted(x, y=None):
+    z = numpyro.sample("z", dist.Normal(0, 1))
+    a = numpyro.sample("a", dist.HalfNormal(1))
+    m = numpyro.sample("m", dist.Normal(0, 1))
+    numpyro.deterministic("d", z + m)
+    numpyro.sample("y", dist.Normal(z + a * x + m, 1), obs=y)
+
+
+@pytest.mark.parametrize("engine", [bk.NUTS(chains=2, warmup=100, draws=100, progress=False),
+                                    bk.VI(steps=100, progress=False)], ids=["NUTS", "VI"])
+def test_variables_keep_the_models_order(engine, tmp_path, capfd):
+    """Sites in the order the model runs them (z, a, m, then the deterministic d), in the draws, the
+    summary and the file, as a reader of the model expects; not sorted as pytrees sort keys. A VI
+    summary (one chain of independent draws) prints no ArviZ notice about R-hat's shape."""
+    x = np.linspace(0, 1, 10)
+    post = bk.fit(_unsorted, {"x": x, "y": x}, engine, seed=0)
+    assert list(post.draws) == ["z", "a", "m", "d"]
+    capfd.readouterr()
+    assert post.summary().index.tolist() == ["z", "a", "m", "d"]
+    assert "Shape validation" not in capfd.readouterr().err
+    post.save(tmp_path / "p.nc")
+    assert list(bk.load(tmp_path / "p.nc").draws) == ["z", "a", "m", "d"]

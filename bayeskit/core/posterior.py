@@ -158,8 +158,12 @@ class DrawsPosterior(Posterior):
     @classmethod
     def from_spec(cls, values, spec, *, model, engine, sample_stats=None, markov: bool = True, **extra):
         """Assemble draws ``(chain, draw, ...)`` of a NumPyro model fitted to the data in ``spec`` (a
-        `ModelSpec`): observed and constant data, static settings and latent sites come from it."""
+        `ModelSpec`): observed and constant data, static settings and latent sites come from it.
+        Variables are kept in the order the model's sites run (as the model reads; pytrees sort
+        their keys), anything else after them."""
         observed_keys = spec.observed_keys
+        order = {s.name: i for i, s in enumerate(spec.sites)}
+        values = dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
         return cls(
             values,
             sample_stats=sample_stats,

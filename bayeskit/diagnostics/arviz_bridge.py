@@ -75,7 +75,8 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
 @contextlib.contextmanager
 def _quiet(enabled: bool):
     """Silence ArviZ's logger (its R-hat "shape validation failed" notice for one chain of independent draws)."""
-    logger = logging.getLogger("arviz")
+    # ArviZ 0.x logs through its own `Logger("arviz")` instance, not the registry's logging.getLogger("arviz")
+    logger = getattr(_arviz(), "_log", None) or logging.getLogger("arviz")
     level = logger.level
     if enabled:
         logger.setLevel(logging.ERROR)
