@@ -2,7 +2,7 @@
 process hyperparameters and particle Gibbs, and the predictive PIT of a neural process and LC-PFN.
 Prints one line per check (p-value of uniformity, verdict) and writes the ECDF-difference plots.
 
-Run: python examples/calibration.py [out_dir]   (default ./bayeskit-calibration; BAYESKIT_FAST=1 for
+Run: python examples/calibration.py [out_dir]   (default ./bayeskit-examples/calibration; BAYESKIT_FAST=1 for
 a quick smoke run with few simulations). The figures in docs/calibration.md come from
 ``python examples/calibration.py docs/figures``.
 """
@@ -21,7 +21,8 @@ from bayeskit.datasets import eight_schools
 from bayeskit.diagnostics import pit_calibration, sbc
 
 fast = os.environ.get("BAYESKIT_FAST") == "1"
-out = sys.argv[1] if len(sys.argv) > 1 else "bayeskit-calibration"
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ.get("BAYESKIT_OUT", "bayeskit-examples"),
+                                                         "calibration")
 os.makedirs(out, exist_ok=True)
 n = 4 if fast else 200  # simulations per check
 

@@ -26,7 +26,7 @@ print(f"max R-hat {report.max_rhat:.3f}, min ESS_bulk {report.min_ess_bulk:.0f},
 
 # 3. The posterior: summary table and plots.
 print(post.summary().loc[["mu", "tau"]])
-out = "eight-schools-out"
+out = os.path.join(os.environ.get("BAYESKIT_OUT", "bayeskit-examples"), "eight-schools")
 os.makedirs(out, exist_ok=True)
 save_trace_plot(post, f"{out}/trace.png", var_names=["mu", "tau"])
 save_rank_plot(post, f"{out}/rank.png", var_names=["mu", "tau"])

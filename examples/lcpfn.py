@@ -3,7 +3,7 @@ of a training run, predict the rest of the curve with intervals, in one forward 
 network, next to NUTS on the same parametric prior (the paper's MCMC baseline).
 
 Run: python examples/lcpfn.py   (BAYESKIT_FAST=1 for a quick smoke run; the full run also fits
-NUTS and writes lcpfn.png)
+NUTS and writes bayeskit-examples/lcpfn.png; BAYESKIT_OUT sets the folder)
 """
 
 import os
@@ -17,6 +17,7 @@ from bayeskit.models.learning_curves import EPOCHS, learning_curve_model, sample
 
 jax.config.update("jax_enable_x64", True)
 fast = os.environ.get("BAYESKIT_FAST") == "1"
+OUT = os.environ.get("BAYESKIT_OUT", "bayeskit-examples")  # where figures go, not the working folder itself
 
 # a learning curve from the prior (pow3 + ilog2 + janoschek, improving, in [0, 1]), seen up to epoch 15
 y, f = (np.asarray(a[0]) for a in sample_curves(jax.random.key(3), 1))
@@ -65,5 +66,6 @@ if not fast:
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig("lcpfn.png", dpi=120)
-    print("wrote lcpfn.png")
+    os.makedirs(OUT, exist_ok=True)
+    fig.savefig(os.path.join(OUT, "lcpfn.png"), dpi=120)
+    print(f"wrote {os.path.join(OUT, 'lcpfn.png')}")

@@ -2,7 +2,7 @@
 one forward pass, next to the exact GP predictive (the Bayes-optimal answer on this prior).
 
 Run: python examples/pfn_gp.py   (BAYESKIT_FAST=1 for a quick smoke run; the full run trains the
-tiny CPU configuration, a few minutes on 2 cores, and writes pfn_gp.png)
+tiny CPU configuration, a few minutes on 2 cores, and writes bayeskit-examples/pfn_gp.png; BAYESKIT_OUT sets the folder)
 """
 
 import dataclasses
@@ -18,6 +18,7 @@ from bayeskit.models.kernels import RBF
 from bayeskit.models.processes import Fixed, ScaleMixtureProcess
 
 fast = os.environ.get("BAYESKIT_FAST") == "1"
+OUT = os.environ.get("BAYESKIT_OUT", "bayeskit-examples")  # where figures go, not the working folder itself
 process = ScaleMixtureProcess(RBF(lengthscale=0.2), noise=0.01, scale_prior=Fixed())
 prior = bk.pfn.ProcessPrior(process)
 
@@ -66,5 +67,6 @@ if not fast:
     ax.scatter(data["X"][:, 0], data["y"], color="k", s=12, zorder=3, label="context")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig("pfn_gp.png", dpi=120)
-    print("wrote pfn_gp.png")
+    os.makedirs(OUT, exist_ok=True)
+    fig.savefig(os.path.join(OUT, "pfn_gp.png"), dpi=120)
+    print(f"wrote {os.path.join(OUT, 'pfn_gp.png')}")

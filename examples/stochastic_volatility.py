@@ -4,7 +4,8 @@ x_0 ~ N(μ, σ²/(1 − ρ²)), x_{t+1} = μ + ρ(x_t − μ) + σ ε, y_t ~ N(0
 returns: a bootstrap particle filter (log-likelihood, filtering bands), PaRIS smoothing of the
 mean log-volatility with accept-reject backward draws, PaRIS particle Gibbs, maximum
 likelihood of (ρ, σ) by stochastic gradient on the PaRIS score with standard errors from the
-observed information, and a forecast beyond the data. A plot of the smoothed log-volatility goes to `sv_smoothing.png`.
+observed information, and a forecast beyond the data. A plot of the smoothed log-volatility goes
+to `bayeskit-examples/sv_smoothing.png` (BAYESKIT_OUT sets the folder).
 
 Run: python examples/stochastic_volatility.py   (BAYESKIT_FAST=1 for a quick smoke run)
 """
@@ -21,6 +22,7 @@ from bayeskit.models.state_space import StochasticVolatility
 
 jax.config.update("jax_enable_x64", True)
 fast = os.environ.get("BAYESKIT_FAST") == "1"
+OUT = os.environ.get("BAYESKIT_OUT", "bayeskit-examples")  # where figures go, not the working folder itself
 T = 200 if fast else 1000
 
 truth = StochasticVolatility(mu=-1.0, rho=0.95, sigma=0.3)
@@ -73,5 +75,6 @@ ax.plot(post.filter_mean[:, 0], lw=0.8, label="filtering mean")
 ax.legend(loc="upper right")
 ax.set_xlabel("t")
 fig.tight_layout()
-fig.savefig("sv_smoothing.png", dpi=120)
-print("wrote sv_smoothing.png")
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(os.path.join(OUT, "sv_smoothing.png"), dpi=120)
+print(f"wrote {os.path.join(OUT, 'sv_smoothing.png')}")
