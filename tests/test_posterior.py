@@ -188,3 +188,51 @@ def test_variables_keep_the_models_order(engine, tmp_path, capfd):
     assert "Shape validation" not in capfd.readouterr().err
     post.save(tmp_path / "p.nc")
     assert list(bk.load(tmp_path / "p.nc").draws) == ["z", "a", "m", "d"]
+
+
+def test_pointwise_log_likelihood_is_the_normal_density_at_each_draw(reg_fit):
+    """log p(y_i | a, b, s) at every draw equals scipy's normal log-density (1e-10), laid out as
+    az.from_numpyro lays it: (chain, draw, observation)."""
+    from scipy import stats
+
+    ll = reg_fit.pointwise_log_likelihood()["y"]
+    d = reg_fit.draws
+    x, y = reg_fit.constant_data["x"], reg_fit.observed_data["y"]
+    want = stats.norm.logpdf(y, d["a"][..., None] + d["b"][..., None] * x, d["s"][..., None])
+    assert ll.shape == (2, 500, 30)
+    np.testing.assert_allclose(ll, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("engine", [bk.HMC(chains=2, warmup=300, draws=500, progress=False),
+                                    bk.VI(steps=1000, progress=False)], ids=["HMC", "VI"])
+def test_loo_waic_and_compare_work_on_fits(reg_fit, engine):
+    """az.loo and az.waic on bayeskit fits, and az.compare of two engines' fits of one model: the
+    same data, so their elpd agree within the comparison's standard error of the difference (4 dse)."""
+    import arviz as az
+
+    other = bk.fit(regression, data={"x": reg_fit.constant_data["x"], "y": reg_fit.observed_data["y"]}, engine=engine,
+                   seed=1)
+    loo = az.loo(reg_fit.to_arviz(), pointwise=True)
+    assert loo.pareto_k.shape == (30,) and float(loo.pareto_k.max()) < 0.7
+    with np.errstate(all="ignore"):
+        assert np.isfinite(az.waic(other.to_arviz()).elpd_waic)
+    table = az.compare({"nuts": reg_fit.to_arviz(), "other": other.to_arviz()})
+    assert set(table.index) == {"nuts", "other"}
+    assert abs(table["elpd_loo"].iloc[0] - table["elpd_loo"].iloc[1]) < 4 * max(table["dse"].iloc[1], 0.05)
+
+
+def test_the_log_likelihood_is_saved_and_can_be_left_out(reg_fit, tmp_path, monkeypatch):
+    from bayeskit.core import posterior as posterior_module
+
+    reg_fit.save(tmp_path / "with.nc")
+    back = bk.load(tmp_path / "with.nc")  # no model: the saved log-likelihood is what it has
+    np.testing.assert_array_equal(back.pointwise_log_likelihood()["y"], reg_fit.pointwise_log_likelihood()["y"])
+    assert "log_likelihood" in back.to_arviz().groups()
+    reg_fit.save(tmp_path / "without.nc", log_likelihood=False)
+    assert "log_likelihood" not in bk.load(tmp_path / "without.nc").to_arviz().groups()
+    assert "log_likelihood" not in reg_fit.to_arviz(log_likelihood=False).groups()
+
+    fresh = bk.load(tmp_path / "without.nc", model=regression)
+    monkeypatch.setattr(posterior_module, "LOG_LIKELIHOOD_MEMORY", 1000)  # 2 x 500 draws x 30 values is 240 kB
+    with pytest.warns(UserWarning, match=r"would take .* GiB .*pass log_likelihood=True"):
+        assert fresh.pointwise_log_likelihood() == {}

@@ -37,6 +37,11 @@ def check_n(n, name: str = "n") -> int:
 
 _check_n = check_n  # the name posteriors of the engines used
 
+#: Groups whose arrays lead with (chain, draw).
+DRAW_GROUPS = ("posterior", "sample_stats", "posterior_predictive", "log_likelihood", "prior", "prior_predictive")
+#: Above this size the pointwise log-likelihood is not computed unless asked for (``log_likelihood=True``).
+LOG_LIKELIHOOD_MEMORY = 1 << 30
+
 
 class Posterior(abc.ABC):
     """What an engine returns. Subclasses implement `sample`; the rest has defaults.
@@ -82,16 +87,28 @@ class Posterior(abc.ABC):
         variables not named get ``{name}_dim_{i}``."""
         return {}
 
-    def to_xarray(self) -> dict:
-        """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...)."""
+    def pointwise_log_likelihood(self, enabled="auto") -> dict[str, np.ndarray]:
+        """Pointwise log-likelihood of each observed site, ``(chain, draw, *obs_shape)``: ArviZ's
+        ``log_likelihood`` group (LOO, WAIC, model comparison). Empty where the engine has none."""
+        return {}
+
+    def to_xarray(self, log_likelihood="auto") -> dict:
+        """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...), with the
+        pointwise log-likelihood where there is one (``log_likelihood``: "auto", True or False, see
+        `DrawsPosterior.pointwise_log_likelihood`)."""
         import xarray as xr
 
         out = {}
         attrs = self.attrs()
         named = self.dim_names()
-        for group, arrays in self.groups().items():
+        groups = dict(self.groups())
+        if log_likelihood is not False:
+            pointwise = self.pointwise_log_likelihood(log_likelihood)
+            if pointwise:
+                groups["log_likelihood"] = pointwise
+        for group, arrays in groups.items():
             variables = {}
-            lead = ("chain", "draw") if group in ("posterior", "sample_stats", "posterior_predictive") else ()
+            lead = ("chain", "draw") if group in DRAW_GROUPS else ()
             for name, value in arrays.items():
                 value = np.asarray(value)
                 rest = value.ndim - len(lead)
@@ -102,19 +119,21 @@ class Posterior(abc.ABC):
             out[group] = xr.Dataset(variables, attrs=attrs if group == "posterior" else {})
         return out
 
-    def to_arviz(self):
-        """An ArviZ ``InferenceData`` of this posterior."""
-        return registry.service("to_arviz")(self)
+    def to_arviz(self, log_likelihood="auto"):
+        """An ArviZ ``InferenceData`` of this posterior, with a ``log_likelihood`` group where there is
+        one (``log_likelihood=False`` leaves it out)."""
+        return registry.service("to_arviz")(self, log_likelihood=log_likelihood)
 
     def summary(self, **kwargs):
         """DataFrame of mean, sd, interval, mcse, ess_bulk, ess_tail per scalar, and r_hat for Markov chains."""
         return registry.service("summary")(self, **kwargs)
 
-    def save(self, path) -> None:
-        """Write the posterior to a netCDF file (ArviZ's layout, readable by `bk.load`)."""
+    def save(self, path, log_likelihood="auto") -> None:
+        """Write the posterior to a netCDF file (ArviZ's layout, readable by `bk.load` and
+        ``az.from_netcdf``), with its pointwise log-likelihood unless ``log_likelihood=False``."""
         from .io import save
 
-        save(self, path)
+        save(self, path, log_likelihood=log_likelihood)
 
 
 class DrawsPosterior(Posterior):
@@ -137,8 +156,14 @@ class DrawsPosterior(Posterior):
         model=None,
         engine=None,
         markov: bool = True,
+        log_likelihood: Mapping[str, Any] | None = None,
+        observed_args: Mapping[str, Any] | None = None,
     ):
         self.draws = {k: np.asarray(v) for k, v in draws.items()}
+        # pointwise log-likelihood: given (read from a file) or computed once from the model when asked
+        self._log_likelihood = {k: np.asarray(v) for k, v in (log_likelihood or {}).items()} or None
+        # the observations as the model takes them (argument name -> array), for the log-likelihood
+        self.observed_args = {k: np.asarray(v) for k, v in (observed_args or {}).items()}
         shapes = {v.shape[:2] for v in self.draws.values()}
         if len(shapes) != 1 or any(v.ndim < 2 for v in self.draws.values()):
             raise ConfigError("every draws array must share leading (chain, draw) axes")
@@ -175,6 +200,7 @@ class DrawsPosterior(Posterior):
             model=model,
             engine=engine,
             markov=markov,
+            observed_args={k: spec.arrays[k] for k in observed_keys if k in spec.arrays},
             **extra,
         )
 
@@ -240,6 +266,39 @@ class DrawsPosterior(Posterior):
         predictive = Predictive(self.model.fn, posterior_samples=latent, params=self.model_params() or None)
         out = predictive(as_key(seed), **kwargs)
         return {k: np.asarray(v) for k, v in out.items() if k not in latent}
+
+    def pointwise_log_likelihood(self, enabled="auto") -> dict[str, np.ndarray]:
+        """log p(y_i | θ) of each observation at each draw: observed site -> ``(chain, draw, *obs_shape)``,
+        as ``az.from_numpyro`` makes it, for ``az.loo``, ``az.waic`` and ``az.compare``.
+
+        Computed once from the model (NumPyro's ``log_likelihood`` at every draw) and kept; a
+        posterior read from a file has the one saved with it. ``enabled="auto"`` skips it, with a
+        warning, above `LOG_LIKELIHOOD_MEMORY` (``True`` computes it whatever its size); without
+        the model or the observations there is none (an empty dict)."""
+        if self._log_likelihood is not None:
+            return self._log_likelihood
+        if enabled is False or self.model is None or not self.observed_keys or \
+                set(self.observed_keys) - set(self.observed_args):
+            return {}
+        c, d = self.shape
+        size = c * d * sum(int(np.size(v)) for v in self.observed_args.values()) * 8
+        if enabled == "auto" and size > LOG_LIKELIHOOD_MEMORY:
+            import warnings
+
+            warnings.warn(f"the pointwise log-likelihood would take {size / 2**30:.1f} GiB ({c * d} draws x "
+                          f"{size // (8 * c * d)} observations), so it was left out; pass log_likelihood=True to "
+                          f"compute it anyway", stacklevel=3)
+            return {}
+        from numpyro import handlers
+        from numpyro.infer.util import log_likelihood
+
+        latent = {k: v.reshape((c * d,) + v.shape[2:]) for k, v in self.draws.items() if k in self.latent_sites}
+        kwargs = {**self.model_kwargs(), **self.observed_args}
+        params = self.model_params()
+        fn = handlers.substitute(self.model.fn, data=params) if params else self.model.fn
+        out = log_likelihood(fn, latent, **kwargs)
+        self._log_likelihood = {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in out.items()}
+        return self._log_likelihood
 
     def model_params(self) -> dict:
         """Values of the model's own ``numpyro.param`` sites that `predict` runs it with (none: their

@@ -21,10 +21,11 @@ def _arviz():
     return arviz
 
 
-def to_inference_data(posterior):
-    """An ``arviz.InferenceData`` holding every group of `posterior`."""
+def to_inference_data(posterior, log_likelihood="auto"):
+    """An ``arviz.InferenceData`` holding every group of `posterior` (its pointwise log-likelihood
+    unless ``log_likelihood=False``)."""
     az = _arviz()
-    return az.InferenceData(**posterior.to_xarray())
+    return az.InferenceData(**posterior.to_xarray(log_likelihood=log_likelihood))
 
 
 def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", **kwargs):
