@@ -52,6 +52,47 @@ def test_log_marginal_and_gradient_equal_cholesky_at_2000(prior):
         np.testing.assert_allclose(h, g, rtol=1e-3, atol=1e-3 * np.abs(grad[2]))
 
 
+def test_float32_data_with_small_noise_equal_float64_cholesky():
+    # issue 17: float32 data (JAX's default) on a 1-D ReLU NNGP, whose K is rank 2 plus rounding, so
+    # κ(A) ≈ 3e6 at ε = 1e-3. With the solver in float32, log|A| was NaN for every probe seed and
+    # ∂/∂σ_w² had the wrong sign; in float64 (K evaluated, stored at this N, and summed in float64)
+    # it is the float64 Cholesky answer. The rank-2 preconditioner is exact here, so the
+    # stochastic log-determinant has almost no spread: observed <= 1e-7 relative for the value and
+    # ∂/∂σ_w², 2e-5 for ∂/∂ε; the tolerances leave 10-100x room
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, (800, 1))
+    y = np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(800)
+    process = ScaleMixtureProcess(NNGP(), noise=1e-3, scale_prior=InverseGamma(2.0, 2.0))
+    exact, grad, leaves = dense_value_and_grad(process, jnp.asarray(X), jnp.asarray(y))
+    X32, y32 = jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)
+    leaves32 = [jnp.asarray(v, jnp.float32) for v in leaves]
+    objective = MatrixFreeObjective(process, X32, y32, bk.MatrixFree())
+    for seed in range(3):
+        value, mf_grad = objective.value_and_grad(leaves32, seed=seed)
+        assert abs(value - exact) <= 1e-5 * abs(exact)
+        np.testing.assert_allclose(mf_grad[0], grad[0], rtol=1e-5)  # weight_var (bias_var = 0 is not learned)
+        np.testing.assert_allclose(mf_grad[2:5], grad[2:5], rtol=1e-3)  # noise and the prior's a, b
+
+
+@pytest.mark.slow  # ~3 minutes on 2 cores, 5.7 GB
+def test_issue_17_nngp_at_12000_float32_takes_steps_at_the_cholesky_answer():
+    # docs/processes.md's large-N example at N = 12,000 with float32 data, where issue 17 took no
+    # step (log|A| NaN, then weight_var NaN from a zero-padded block). The reference is the float64
+    # Cholesky log ML at the starting point on these data, -12236.2472 (computed once, blockwise:
+    # 7 minutes, 3.7 GB); the matrix-free estimate was 0.004 from it; 0.1 nats is 2e-5 of the whole
+    # and covers the stochastic log-determinant's seeds
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, (12_000, 1)).astype(np.float32)
+    y = (np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(12_000)).astype(np.float32)
+    process = ScaleMixtureProcess(NNGP(hidden_layers=2), noise=0.1, scale_prior=InverseGamma(2.0, 2.0))
+    engine = bk.Exact(steps=3, solver=bk.MatrixFree(probes=10, tolerance=0.01), progress=False)
+    post = bk.fit(process, data={"X": X, "y": y}, engine=engine, seed=0)
+    assert len(post.history) == 3 and np.all(np.isfinite(post.history))
+    assert post.history[0] == pytest.approx(-12236.2472, abs=0.1)
+    assert post.history[-1] > post.history[0] and np.isfinite(post.log_marginal_likelihood)
+    assert post.hyperparameters()["kernel.weight_var"] != 2.0
+
+
 @pytest.mark.slow  # 58 s; the matrix-free fit and posterior stay in the default tier
 def test_predictive_equals_cholesky():
     # mean: CG to 1e-8; variance: LOVE's rank-100 Lanczos approximation of A⁻¹ (observed 1e-3

@@ -34,6 +34,11 @@ class MatrixFree(Module, pytree=False):
     ``cache``: "auto" keeps K in memory (float64, else float32) when it fits in half the
     machine's memory, otherwise recomputes it block by block for every product; "float64",
     "float32" or None force a choice.
+
+    Precision: whatever the data's dtype (float32 under JAX's default), the kernel is evaluated
+    and CG, Lanczos and the preconditioner run in float64; a float32 K is summed in float64.
+    float32 arithmetic there gave NaN log-determinants and wrong gradients once the noise was
+    small against N·k̄ (issue 17), and costs about the same on a CPU.
     """
 
     tolerance: float = 0.01
@@ -54,12 +59,13 @@ class MatrixFree(Module, pytree=False):
         if self.cache is not None:
             check_choice("cache", self.cache, ("auto", "float64", "float32"))
 
-    def cache_dtype(self, n: int, dtype) -> np.dtype | None:
-        """The dtype K is stored in for `n` points of working `dtype`, or None (recompute)."""
+    def cache_dtype(self, n: int) -> np.dtype | None:
+        """The dtype K is stored in for `n` points, or None (recompute). The kernel itself is
+        evaluated in float64 whatever the data's dtype (`torch_operator.KernelSource`)."""
         if self.cache != "auto":
             return None if self.cache is None else np.dtype(self.cache)
         budget = CACHE_FRACTION * _physical_memory()
-        for candidate in (np.dtype(dtype), np.dtype(np.float32)):
+        for candidate in (np.dtype(np.float64), np.dtype(np.float32)):
             if n * n * candidate.itemsize <= budget:
                 return candidate
         return None
