@@ -14,6 +14,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "fit": "bayeskit.core.fit",
+    "prior_predictive": "bayeskit.core.prior",
     "set_compilation_cache": "bayeskit.core.compilation_cache",
     "load": "bayeskit.core.io",
     "save": "bayeskit.core.io",

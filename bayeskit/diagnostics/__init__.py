@@ -5,7 +5,7 @@ All ArviZ calls live in `arviz_bridge`.
 """
 
 from ..core import registry as _registry
-from .arviz_bridge import bfmi, ess, mcse, rhat, summary, to_inference_data
+from .arviz_bridge import bfmi, ess, from_groups, mcse, rhat, summary, to_inference_data
 from .calibration import SBCResult, pit_calibration, sbc
 from .convergence import ConvergenceReport, after_fit, check, warn_if_problems
 from .plots import save_rank_plot, save_trace_plot
@@ -14,6 +14,7 @@ from .uniformity import UniformityTest, uniformity_test
 # what `core` delegates to: summaries and ArviZ objects of any Posterior, checks after every fit
 _registry.provide("summary", summary)
 _registry.provide("to_arviz", to_inference_data)
+_registry.provide("inference_data", from_groups)
 _registry.add_hook("after_fit", after_fit)
 
 __all__ = [

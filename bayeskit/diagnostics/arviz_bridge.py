@@ -28,6 +28,11 @@ def to_inference_data(posterior, log_likelihood="auto"):
     return az.InferenceData(**posterior.to_xarray(log_likelihood=log_likelihood))
 
 
+def from_groups(groups: dict):
+    """An ``arviz.InferenceData`` of xarray Datasets by group name (prior draws, for one)."""
+    return _arviz().InferenceData(**groups)
+
+
 def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", **kwargs):
     """Per-scalar table: mean, sd, a `ci_prob` interval, MCSE, ESS bulk/tail, R-hat.
 
