@@ -19,16 +19,16 @@ CHECKSUM_TAG = b"\nbayeskit-sha256:"  # `save` ends a file with this, the hex SH
 CHECKSUM_BYTES = len(CHECKSUM_TAG) + 64 + 1
 
 
-def save(posterior: Posterior, path, log_likelihood="auto") -> None:
+def save(posterior: Posterior, path, log_likelihood="auto", posterior_predictive="auto") -> None:
     """Write every group of `posterior` to one netCDF file at `path` (overwritten), its pointwise
-    log-likelihood too unless ``log_likelihood=False``."""
+    log-likelihood and posterior predictive draws too unless either is False."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ConfigError(f"`path` must be a file path, got the directory {path!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ConfigError(f"cannot save to {path!r}: the folder {folder!r} does not exist (create it first)")
-    datasets = posterior.to_xarray(log_likelihood=log_likelihood)
+    datasets = posterior.to_xarray(log_likelihood=log_likelihood, posterior_predictive=posterior_predictive)
     datasets["posterior"].attrs["bayeskit_checksum"] = "sha256 trailer"  # so `load` misses one cut off
     tmp = path + ".tmp"
     try:
@@ -134,7 +134,7 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
                             f"(the checksum `Posterior.save` ended it with is gone: its end was overwritten, zeroed "
                             f"or cut off), so its numbers cannot be trusted; save the posterior again")
         groups["posterior"] = {k: v.values for k, v in ds.load().data_vars.items()}
-    for group in ("sample_stats", "observed_data", "constant_data", "log_likelihood"):
+    for group in ("sample_stats", "observed_data", "constant_data", "log_likelihood", "posterior_predictive"):
         try:
             with xr.open_dataset(path, group=group, engine=_ENGINE) as ds:
                 groups[group] = {k: v.values for k, v in ds.load().data_vars.items()}
@@ -147,6 +147,7 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
         observed_data=groups["observed_data"],
         constant_data=groups["constant_data"],
         log_likelihood=groups["log_likelihood"],
+        posterior_predictive=groups["posterior_predictive"],
         static_data=json.loads(attrs.get("bayeskit_static_data", "{}")),
         observed_keys=observed_keys,
         # the observations by argument name, where the site is named as its argument (the usual `obs=y`)

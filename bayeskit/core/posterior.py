@@ -92,16 +92,26 @@ class Posterior(abc.ABC):
         ``log_likelihood`` group (LOO, WAIC, model comparison). Empty where the engine has none."""
         return {}
 
-    def to_xarray(self, log_likelihood="auto") -> dict:
+    def posterior_predictive(self, enabled="auto") -> dict[str, np.ndarray]:
+        """Replicated observations, one per draw: observed site -> ``(chain, draw, *obs_shape)``, ArviZ's
+        ``posterior_predictive`` group (posterior predictive checks, LOO-PIT). Empty where the engine
+        has none."""
+        return {}
+
+    def to_xarray(self, log_likelihood="auto", posterior_predictive="auto") -> dict:
         """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...), with the
-        pointwise log-likelihood where there is one (``log_likelihood``: "auto", True or False, see
-        `DrawsPosterior.pointwise_log_likelihood`)."""
+        pointwise log-likelihood and replicated observations where there are (each "auto", True or
+        False, see `DrawsPosterior.pointwise_log_likelihood`)."""
         import xarray as xr
 
         out = {}
         attrs = self.attrs()
         named = self.dim_names()
         groups = dict(self.groups())
+        if posterior_predictive is not False:
+            replicated = self.posterior_predictive(posterior_predictive)
+            if replicated:
+                groups["posterior_predictive"] = replicated
         if log_likelihood is not False:
             pointwise = self.pointwise_log_likelihood(log_likelihood)
             if pointwise:
@@ -119,21 +129,23 @@ class Posterior(abc.ABC):
             out[group] = xr.Dataset(variables, attrs=attrs if group == "posterior" else {})
         return out
 
-    def to_arviz(self, log_likelihood="auto"):
-        """An ArviZ ``InferenceData`` of this posterior, with a ``log_likelihood`` group where there is
-        one (``log_likelihood=False`` leaves it out)."""
-        return registry.service("to_arviz")(self, log_likelihood=log_likelihood)
+    def to_arviz(self, log_likelihood="auto", posterior_predictive="auto"):
+        """An ArviZ ``InferenceData`` of this posterior, with ``log_likelihood`` and
+        ``posterior_predictive`` groups where there are (False leaves either out)."""
+        return registry.service("to_arviz")(self, log_likelihood=log_likelihood,
+                                            posterior_predictive=posterior_predictive)
 
     def summary(self, **kwargs):
         """DataFrame of mean, sd, interval, mcse, ess_bulk, ess_tail per scalar, and r_hat for Markov chains."""
         return registry.service("summary")(self, **kwargs)
 
-    def save(self, path, log_likelihood="auto") -> None:
+    def save(self, path, log_likelihood="auto", posterior_predictive="auto") -> None:
         """Write the posterior to a netCDF file (ArviZ's layout, readable by `bk.load` and
-        ``az.from_netcdf``), with its pointwise log-likelihood unless ``log_likelihood=False``."""
+        ``az.from_netcdf``), with its pointwise log-likelihood and posterior predictive draws unless
+        either is False."""
         from .io import save
 
-        save(self, path, log_likelihood=log_likelihood)
+        save(self, path, log_likelihood=log_likelihood, posterior_predictive=posterior_predictive)
 
 
 class DrawsPosterior(Posterior):
@@ -157,11 +169,13 @@ class DrawsPosterior(Posterior):
         engine=None,
         markov: bool = True,
         log_likelihood: Mapping[str, Any] | None = None,
+        posterior_predictive: Mapping[str, Any] | None = None,
         observed_args: Mapping[str, Any] | None = None,
     ):
         self.draws = {k: np.asarray(v) for k, v in draws.items()}
         # pointwise log-likelihood: given (read from a file) or computed once from the model when asked
         self._log_likelihood = {k: np.asarray(v) for k, v in (log_likelihood or {}).items()} or None
+        self._posterior_predictive = {k: np.asarray(v) for k, v in (posterior_predictive or {}).items()} or None
         # the observations as the model takes them (argument name -> array), for the log-likelihood
         self.observed_args = {k: np.asarray(v) for k, v in (observed_args or {}).items()}
         shapes = {v.shape[:2] for v in self.draws.values()}
@@ -296,9 +310,43 @@ class DrawsPosterior(Posterior):
         kwargs = {**self.model_kwargs(), **self.observed_args}
         params = self.model_params()
         fn = handlers.substitute(self.model.fn, data=params) if params else self.model.fn
-        out = log_likelihood(fn, latent, **kwargs)
+        try:
+            out = log_likelihood(fn, latent, **kwargs)
+        except Exception as exc:  # an optional group must not stop to_arviz or save: say why it is missing
+            if enabled is True:
+                raise
+            _left_out("the pointwise log-likelihood", exc)
+            return {}
         self._log_likelihood = {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in out.items()}
         return self._log_likelihood
+
+    def posterior_predictive(self, enabled="auto") -> dict[str, np.ndarray]:
+        """ỹ ~ p(y | θ) at each draw θ, for each observed site: ``(chain, draw, *obs_shape)``, as
+        ``az.from_numpyro(posterior_predictive=...)`` holds it; for ``az.plot_ppc`` and
+        ``az.plot_loo_pit``. Drawn once (seed 0, `predict` at the fit's data) and kept; "auto"
+        skips it, with a warning, above `LOG_LIKELIHOOD_MEMORY`."""
+        if self._posterior_predictive is not None:
+            return self._posterior_predictive
+        if enabled is False or self.model is None or not self.observed_sites:
+            return {}
+        c, d = self.shape
+        size = c * d * sum(int(np.size(v)) for v in self.observed_data.values()) * 8
+        if enabled == "auto" and size > LOG_LIKELIHOOD_MEMORY:
+            import warnings
+
+            warnings.warn(f"the posterior predictive draws would take {size / 2**30:.1f} GiB, so they were left out; "
+                          f"pass posterior_predictive=True to draw them anyway", stacklevel=3)
+            return {}
+        try:
+            drawn = self.predict(seed=0)
+        except Exception as exc:  # an optional group must not stop to_arviz or save: say why it is missing
+            if enabled is True:
+                raise
+            _left_out("posterior predictive draws", exc)
+            return {}
+        self._posterior_predictive = {k: np.asarray(drawn[k]).reshape((c, d) + np.shape(drawn[k])[1:])
+                                      for k in self.observed_sites if k in drawn}
+        return self._posterior_predictive
 
     def model_params(self) -> dict:
         """Values of the model's own ``numpyro.param`` sites that `predict` runs it with (none: their
@@ -319,3 +367,10 @@ class DrawsPosterior(Posterior):
             "bayeskit_observed_keys": json.dumps(list(self.observed_keys)),
             "bayeskit_latent_sites": json.dumps(list(self.latent_sites)),
         }
+
+
+def _left_out(what: str, exc: Exception) -> None:
+    import warnings
+
+    warnings.warn(f"{what} could not be computed from the model ({type(exc).__name__}: {exc}), so it was left out "
+                  f"of the InferenceData; pass True to see the error where it happens", stacklevel=4)

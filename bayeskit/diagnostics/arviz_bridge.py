@@ -21,11 +21,12 @@ def _arviz():
     return arviz
 
 
-def to_inference_data(posterior, log_likelihood="auto"):
-    """An ``arviz.InferenceData`` holding every group of `posterior` (its pointwise log-likelihood
-    unless ``log_likelihood=False``)."""
+def to_inference_data(posterior, log_likelihood="auto", posterior_predictive="auto"):
+    """An ``arviz.InferenceData`` holding every group of `posterior` (its pointwise log-likelihood and
+    posterior predictive draws unless either is False)."""
     az = _arviz()
-    return az.InferenceData(**posterior.to_xarray(log_likelihood=log_likelihood))
+    return az.InferenceData(**posterior.to_xarray(log_likelihood=log_likelihood,
+                                                  posterior_predictive=posterior_predictive))
 
 
 def from_groups(groups: dict):
