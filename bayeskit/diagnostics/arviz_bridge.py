@@ -29,6 +29,11 @@ def to_inference_data(posterior, log_likelihood="auto", posterior_predictive="au
                                                   posterior_predictive=posterior_predictive))
 
 
+def _draws_only(posterior):
+    """The InferenceData summaries and plots of draws need: no log-likelihood or replicates to compute."""
+    return to_inference_data(posterior, log_likelihood=False, posterior_predictive=False)
+
+
 def from_groups(groups: dict):
     """An ``arviz.InferenceData`` of xarray Datasets by group name (prior draws, for one)."""
     return _arviz().InferenceData(**groups)
@@ -50,7 +55,7 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
     if kind not in ("all", "stats", "diagnostics"):
         raise ConfigError(f"`kind` must be 'all', 'stats' or 'diagnostics', got {kind!r}")
     az = _arviz()
-    idata = to_inference_data(posterior)
+    idata = _draws_only(posterior)
     names = kwargs.get("var_names")
     if names is not None:
         names = [names] if isinstance(names, str) else list(names)
@@ -110,7 +115,7 @@ def mcse(posterior, method: str = "mean") -> dict[str, np.ndarray]:
 
 def _per_variable(posterior, fn: str, **kwargs):
     az = _arviz()
-    idata = to_inference_data(posterior)
+    idata = _draws_only(posterior)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ds = getattr(az, fn)(idata, **kwargs)
@@ -141,8 +146,8 @@ def _plot(posterior, path, fn, **kwargs):
     az = _arviz()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        axes = getattr(az, fn)(to_inference_data(posterior), compact=False, **kwargs) if fn == "plot_trace" else (
-            getattr(az, fn)(to_inference_data(posterior), **kwargs)
+        axes = getattr(az, fn)(_draws_only(posterior), compact=False, **kwargs) if fn == "plot_trace" else (
+            getattr(az, fn)(_draws_only(posterior), **kwargs)
         )
     fig = np.asarray(axes).ravel()[0].figure
     fig.tight_layout()
