@@ -1,6 +1,7 @@
 """Long runs lose nothing: a run killed at a chunk boundary resumes from its checkpoint and gives
 exactly what the uninterrupted run gives, for every engine with ``checkpoint=``: NUTS and HMC (in
-warmup and in sampling), SMC learning (PaRIS and particle Gibbs) and VI.
+warmup and in sampling), SMC learning (PaRIS and particle Gibbs), VI, and PFN training (its own torch
+checkpoint).
 
 Two ways to end a run. Killed: a subprocess whose `Checkpoint.save` holds (waits) after writing the
 checkpoint at or past a given step; the test polls the file until it holds that step and then
@@ -332,3 +333,62 @@ def test_fingerprints_ignore_addresses_but_not_values():
     assert digest(optax.cosine_decay_schedule(0.05, 10)) != digest(optax.cosine_decay_schedule(0.02, 10))
     assert digest({"a": np.zeros(3)}) != digest({"a": np.zeros(3, np.float32)})
     assert digest(rate) == digest(rate) and "0x" not in fingerprint({"f": rate}, 0)["f"]
+
+
+PFN_SCRIPT = """
+import sys
+import threading
+
+sys.path.insert(0, {root!r})
+import bayeskit  # noqa: F401
+import jax
+
+jax.config.update("jax_enable_x64", True)  # as in the tests: the prior's datasets are drawn alike
+from bayeskit.engines.pfn import training
+from tests.test_pfn_network import SMALL, gp_prior
+
+save = training._atomic_save
+
+
+def hold(obj, path):
+    save(obj, path)
+    if obj["step"] >= {stop_at}:  # written: wait here until the test kills us
+        threading.Event().wait()
+
+
+training._atomic_save = hold
+training.train(gp_prior(), SMALL, seed=3, progress=False, checkpoint={path!r}, checkpoint_every=10)
+"""
+
+
+def test_killed_pfn_training_resumes_to_the_uninterrupted_run(tmp_path):
+    """PFN training keeps its own torch checkpoint (network, optimiser, schedule, torch's RNG): killed
+    with SIGKILL after step 30 of 60 in a subprocess and resumed here, the history and every weight
+    equal the uninterrupted run's exactly."""
+    torch = pytest.importorskip("torch")
+    from bayeskit.engines.pfn import training
+    from tests.test_pfn_network import SMALL, gp_prior
+
+    path, log, script = tmp_path / "pfn.ckpt", tmp_path / "pfn.log", tmp_path / "pfn.py"
+    script.write_text(PFN_SCRIPT.format(root=str(ROOT), stop_at=30, path=str(path)))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(script)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while not (path.exists() and torch.load(path, weights_only=False)["step"] >= 30):
+            if proc.poll() is not None:
+                pytest.fail(f"training ended (code {proc.returncode}) before step 30:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no checkpoint at step 30 after {KILL_TIMEOUT} s:\n{log.read_text()}")
+            time.sleep(0.05)  # polling the file (replaced atomically), not waiting for the run
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, log.read_text()
+    assert torch.load(path, weights_only=False)["step"] == 30
+    resumed = training.train(gp_prior(), SMALL, seed=3, progress=False, checkpoint=str(path), resume=True)
+    full = training.train(gp_prior(), SMALL, seed=3, progress=False)
+    np.testing.assert_array_equal(resumed.history, full.history)
+    for a, b in zip(resumed.network.state_dict().values(), full.network.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
