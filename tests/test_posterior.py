@@ -258,3 +258,31 @@ def test_posterior_predictive_group_pairs_each_replicate_with_its_draw(reg_fit, 
     reg_fit.save(tmp_path / "p.nc")
     np.testing.assert_array_equal(bk.load(tmp_path / "p.nc").posterior_predictive()["y"], rep)
     assert "posterior_predictive" not in reg_fit.to_arviz(posterior_predictive=False).groups()
+
+
+def test_coords_and_dims_name_dimensions_in_inference_data_summaries_and_files(tmp_path):
+    """`bk.fit(..., coords=, dims=)` as ArviZ takes them: the schools name theta's dimension in the
+    posterior, the observations and the log-likelihood, label the summary, and survive a file; a dims
+    entry of the wrong length or coords of the wrong size are named errors."""
+    from bayeskit.datasets import eight_schools
+
+    names = ["A", "B", "C", "D", "E", "F", "G", "H"]
+    post = bk.fit(eight_schools.model, eight_schools.DATA, bk.NUTS(chains=2, warmup=200, draws=200, progress=False),
+                  seed=0, coords={"school": names}, dims={"theta_trans": ["school"], "y": ["school"]})
+    idata = post.to_arviz()
+    assert idata.posterior["theta_trans"].dims == ("chain", "draw", "school")
+    assert list(idata.posterior.coords["school"].values) == names
+    assert idata.observed_data["y"].dims == ("school",) and idata.log_likelihood["y"].dims[-1] == "school"
+    assert "theta_trans[C]" in post.summary().index
+    post.save(tmp_path / "p.nc")
+    back = bk.load(tmp_path / "p.nc").to_arviz()
+    assert back.posterior["theta_trans"].dims == ("chain", "draw", "school")
+    assert list(back.posterior.coords["school"].values) == names
+    post.name_dimensions({"school": names[:3]}, {"theta_trans": ["school"]})
+    with pytest.raises(bk.DataError, match=r"`coords\['school'\]` has 3 labels, but 'theta_trans' has 8"):
+        post.to_arviz()
+    post.name_dimensions(None, {"theta_trans": ["school", "term"]})
+    with pytest.raises(bk.DataError, match=r"`dims\['theta_trans'\]` names 2 dimension"):
+        post.to_arviz()
+    with pytest.raises(bk.ConfigError, match=r"`dims\['mu'\]` must be a list"):
+        post.name_dimensions(None, {"mu": "school"})

@@ -18,7 +18,7 @@ def default_engine(model) -> Engine:
     return engine
 
 
-def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0):
+def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0, *, coords=None, dims=None):
     """Fit `model` to `data` with `engine` and return a Posterior.
 
     Parameters
@@ -32,6 +32,10 @@ def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0):
         for the model's capability (NUTS for NumPyro models, Exact for processes, ...).
     seed
         An int or a JAX PRNG key. The result is a pure function of the seed.
+    coords, dims
+        Names for the dimensions of variables, as ArviZ takes them: ``dims={"theta": ["school"]}``
+        (variable -> dimension names after chain and draw), ``coords={"school": names}`` (labels).
+        They reach `to_arviz`, plots and saved files.
     """
     m = as_model(model)
     if engine is None:
@@ -41,5 +45,7 @@ def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0):
     engine.check_accepts(m)
     ensure_compilation_cache()  # a model compiled in an earlier process is read back, not compiled
     posterior = engine.fit(m, data, as_key(seed))
+    if coords or dims:
+        posterior.name_dimensions(coords, dims)
     registry.run_hooks("after_fit", posterior, stacklevel=4)  # diagnostics: convergence warnings with numbers
     return posterior

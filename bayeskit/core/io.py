@@ -141,7 +141,7 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
         except OSError:
             groups[group] = {}
     observed_keys = tuple(json.loads(attrs.get("bayeskit_observed_keys", "[]")))
-    return DrawsPosterior(
+    posterior = DrawsPosterior(
         groups["posterior"],
         sample_stats=groups["sample_stats"],
         observed_data=groups["observed_data"],
@@ -157,3 +157,7 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
         engine=Engine.from_settings(attrs.get("bayeskit_engine", "{}")),
         markov=bool(int(attrs.get("bayeskit_markov", 1))),
     )
+    if "bayeskit_dims" in attrs or "bayeskit_coords" in attrs:
+        posterior.name_dimensions(json.loads(attrs.get("bayeskit_coords", "{}")),
+                                  json.loads(attrs.get("bayeskit_dims", "{}")))
+    return posterior

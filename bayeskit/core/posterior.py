@@ -78,9 +78,29 @@ class Posterior(abc.ABC):
 
     def attrs(self) -> dict[str, str]:
         out = {"bayeskit_class": type(self).__name__, "bayeskit_markov": int(self.markov)}
+        if getattr(self, "dims", None):
+            out["bayeskit_dims"] = json.dumps({k: list(v) for k, v in self.dims.items()})
+        if getattr(self, "coords", None):
+            out["bayeskit_coords"] = json.dumps({k: v.tolist() for k, v in self.coords.items()})
         if self.engine is not None:
             out["bayeskit_engine"] = json.dumps(self.engine.settings())
         return out
+
+    def name_dimensions(self, coords: Mapping | None = None, dims: Mapping | None = None) -> None:
+        """Name the dimensions of variables (``dims``: variable -> dimension names after chain and draw)
+        and label them (``coords``: dimension -> labels), as ArviZ's ``coords=``/``dims=`` do; they go
+        to `to_arviz`, plots and files. `bk.fit(..., coords=, dims=)` calls this."""
+        from .errors import ConfigError
+
+        dims, coords = dict(dims or {}), dict(coords or {})
+        for name, names in dims.items():
+            if isinstance(names, str) or not all(isinstance(d, str) for d in names):
+                raise ConfigError(f"`dims[{name!r}]` must be a list of dimension names, got {names!r}")
+        for name, labels in coords.items():
+            if np.ndim(labels) != 1:
+                raise ConfigError(f"`coords[{name!r}]` must be a 1-D list of labels, got shape {np.shape(labels)}")
+        self.dims = {k: tuple(v) for k, v in dims.items()}
+        self.coords = {k: np.asarray(v) for k, v in coords.items()}
 
     def dim_names(self) -> dict[str, tuple[str, ...]]:
         """Names of each variable's dimensions after (chain, draw), e.g. {"x": ("time", "state")};
@@ -104,9 +124,12 @@ class Posterior(abc.ABC):
         False, see `DrawsPosterior.pointwise_log_likelihood`)."""
         import xarray as xr
 
+        from .errors import DataError
+
         out = {}
         attrs = self.attrs()
-        named = self.dim_names()
+        named = {**self.dim_names(), **getattr(self, "dims", {})}
+        coords = getattr(self, "coords", {})
         groups = dict(self.groups())
         if posterior_predictive is not False:
             replicated = self.posterior_predictive(posterior_predictive)
@@ -123,10 +146,19 @@ class Posterior(abc.ABC):
                 value = np.asarray(value)
                 rest = value.ndim - len(lead)
                 given = named.get(name, ())
+                if name in getattr(self, "dims", {}) and len(given) != rest:
+                    raise DataError(f"`dims[{name!r}]` names {len(given)} dimension(s) {list(given)}, but {name!r} has "
+                                    f"{rest} after chain and draw (shape {value.shape[len(lead):]})")
                 dims = lead + (tuple(given) if len(given) == rest else
                                tuple(f"{name}_dim_{i}" for i in range(rest)))
+                for dim, size in zip(dims, value.shape, strict=True):
+                    if dim in coords and len(coords[dim]) != size:
+                        raise DataError(f"`coords[{dim!r}]` has {len(coords[dim])} labels, but {name!r} has {size} "
+                                        f"along {dim!r}")
                 variables[name] = xr.Variable(dims, value)
-            out[group] = xr.Dataset(variables, attrs=attrs if group == "posterior" else {})
+            used = {d for v in variables.values() for d in v.dims}
+            out[group] = xr.Dataset(variables, coords={d: c for d, c in coords.items() if d in used},
+                                    attrs=attrs if group == "posterior" else {})
         return out
 
     def to_arviz(self, log_likelihood="auto", posterior_predictive="auto"):
