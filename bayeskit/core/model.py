@@ -184,6 +184,12 @@ class ModelSpec:
     def kwargs(self) -> dict:
         return {**dict(self.static), **self.arrays}
 
+    def in_model_order(self, values: Mapping) -> dict:
+        """`values` (site name -> anything) in the order the model runs its sites, others after them
+        (pytrees and NumPyro's outputs sort their keys; a reader of the model expects its order)."""
+        order = {s.name: i for i, s in enumerate(self.sites)}
+        return dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
+
     def array_signature(self) -> tuple:
         """Shapes and dtypes of the array data: with `static`, what decides a recompile."""
         from .cache import data_signature

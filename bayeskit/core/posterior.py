@@ -233,8 +233,7 @@ class DrawsPosterior(Posterior):
         Variables are kept in the order the model's sites run (as the model reads; pytrees sort
         their keys), anything else after them."""
         observed_keys = spec.observed_keys
-        order = {s.name: i for i, s in enumerate(spec.sites)}
-        values = dict(sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))))
+        values = spec.in_model_order(values)
         return cls(
             values,
             sample_stats=sample_stats,
@@ -326,31 +325,20 @@ class DrawsPosterior(Posterior):
         if enabled is False or self.model is None or not self.observed_keys or \
                 set(self.observed_keys) - set(self.observed_args):
             return {}
-        c, d = self.shape
-        size = c * d * sum(int(np.size(v)) for v in self.observed_args.values()) * 8
-        if enabled == "auto" and size > LOG_LIKELIHOOD_MEMORY:
-            import warnings
-
-            warnings.warn(f"the pointwise log-likelihood would take {size / 2**30:.1f} GiB ({c * d} draws x "
-                          f"{size // (8 * c * d)} observations), so it was left out; pass log_likelihood=True to "
-                          f"compute it anyway", stacklevel=3)
-            return {}
         from numpyro import handlers
         from numpyro.infer.util import log_likelihood
 
-        latent = {k: v.reshape((c * d,) + v.shape[2:]) for k, v in self.draws.items() if k in self.latent_sites}
-        kwargs = {**self.model_kwargs(), **self.observed_args}
-        params = self.model_params()
-        fn = handlers.substitute(self.model.fn, data=params) if params else self.model.fn
-        try:
-            out = log_likelihood(fn, latent, **kwargs)
-        except Exception as exc:  # an optional group must not stop to_arviz or save: say why it is missing
-            if enabled is True:
-                raise
-            _left_out("the pointwise log-likelihood", exc)
-            return {}
-        self._log_likelihood = {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in out.items()}
-        return self._log_likelihood
+        c, d = self.shape
+
+        def compute():
+            latent = {k: v.reshape((c * d,) + v.shape[2:]) for k, v in self.draws.items() if k in self.latent_sites}
+            params = self.model_params()
+            fn = handlers.substitute(self.model.fn, data=params) if params else self.model.fn
+            return log_likelihood(fn, latent, **self.model_kwargs(), **self.observed_args)
+
+        self._log_likelihood = self._per_draw("the pointwise log-likelihood", "log_likelihood", enabled,
+                                              self.observed_args, compute, keys=None)
+        return self._log_likelihood or {}
 
     def posterior_predictive(self, enabled="auto") -> dict[str, np.ndarray]:
         """ỹ ~ p(y | θ) at each draw θ, for each observed site: ``(chain, draw, *obs_shape)``, as
@@ -361,24 +349,35 @@ class DrawsPosterior(Posterior):
             return self._posterior_predictive
         if enabled is False or self.model is None or not self.observed_sites:
             return {}
-        c, d = self.shape
-        size = c * d * sum(int(np.size(v)) for v in self.observed_data.values()) * 8
-        if enabled == "auto" and size > LOG_LIKELIHOOD_MEMORY:
-            import warnings
+        self._posterior_predictive = self._per_draw("the posterior predictive draws", "posterior_predictive", enabled,
+                                                    self.observed_data, lambda: self.predict(seed=0),
+                                                    keys=self.observed_sites)
+        return self._posterior_predictive or {}
 
-            warnings.warn(f"the posterior predictive draws would take {size / 2**30:.1f} GiB, so they were left out; "
-                          f"pass posterior_predictive=True to draw them anyway", stacklevel=3)
-            return {}
+    def _per_draw(self, what: str, option: str, enabled, observed: Mapping, compute, keys):
+        """An optional group of one array per draw and observed site, ``(chain, draw, *obs_shape)``, from
+        ``compute()`` (leading axis chain x draw; ``keys`` picks its entries, None: all; ``observed``
+        sizes it); None when "auto" skips it (above
+        `LOG_LIKELIHOOD_MEMORY`, or when the model cannot compute it), with a warning that says why.
+        ``enabled=True`` computes it whatever its size and lets a failure raise."""
+        import warnings
+
+        c, d = self.shape
+        size = c * d * sum(int(np.size(v)) for v in observed.values()) * 8
+        if enabled == "auto" and size > LOG_LIKELIHOOD_MEMORY:
+            warnings.warn(f"{what} would take {size / 2**30:.1f} GiB ({c * d} draws x {size // (8 * c * d)} "
+                          f"observations), so it was left out; pass {option}=True to compute it anyway", stacklevel=4)
+            return None
         try:
-            drawn = self.predict(seed=0)
+            out = compute()
         except Exception as exc:  # an optional group must not stop to_arviz or save: say why it is missing
             if enabled is True:
                 raise
-            _left_out("posterior predictive draws", exc)
-            return {}
-        self._posterior_predictive = {k: np.asarray(drawn[k]).reshape((c, d) + np.shape(drawn[k])[1:])
-                                      for k in self.observed_sites if k in drawn}
-        return self._posterior_predictive
+            warnings.warn(f"{what} could not be computed from the model ({type(exc).__name__}: {exc}), so it was "
+                          f"left out of the InferenceData; pass {option}=True to see the error where it happens",
+                          stacklevel=4)
+            return None
+        return {k: np.asarray(v).reshape((c, d) + np.shape(v)[1:]) for k, v in out.items() if keys is None or k in keys}
 
     def model_params(self) -> dict:
         """Values of the model's own ``numpyro.param`` sites that `predict` runs it with (none: their
@@ -399,10 +398,3 @@ class DrawsPosterior(Posterior):
             "bayeskit_observed_keys": json.dumps(list(self.observed_keys)),
             "bayeskit_latent_sites": json.dumps(list(self.latent_sites)),
         }
-
-
-def _left_out(what: str, exc: Exception) -> None:
-    import warnings
-
-    warnings.warn(f"{what} could not be computed from the model ({type(exc).__name__}: {exc}), so it was left out "
-                  f"of the InferenceData; pass True to see the error where it happens", stacklevel=4)

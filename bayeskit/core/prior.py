@@ -58,6 +58,19 @@ class PriorPredictive:
         return registry.service("inference_data")(self.to_xarray())
 
 
+def run_forward(model, spec, observed_keys, n: int, seed) -> dict[str, np.ndarray]:
+    """`n` draws of every site of `model` (a `NumPyroModel`) run forward at the data in `spec`, the
+    arguments in ``observed_keys`` set to None so the model simulates them; in the model's order."""
+    from numpyro.infer import Predictive
+
+    kwargs = spec.kwargs()
+    for key in observed_keys:
+        if key is not None:
+            kwargs[key] = None
+    out = Predictive(model.fn, num_samples=n)(as_key(seed), **kwargs)
+    return spec.in_model_order({k: np.asarray(v) for k, v in out.items()})
+
+
 def prior_predictive(model, data: Mapping | None = None, n: int = 1000, seed=0) -> PriorPredictive:
     """`n` draws of θ ~ p(θ) and ỹ ~ p(y | θ) from a NumPyro model at the inputs in `data`.
 
@@ -66,8 +79,6 @@ def prior_predictive(model, data: Mapping | None = None, n: int = 1000, seed=0) 
     They may be left out: a site named like a model argument missing from `data` (``y`` of
     ``def model(x, y=None)``) is taken as that argument's observation.
     """
-    from numpyro.infer import Predictive
-
     from .errors import ModelError
     from .model import as_model
 
@@ -82,16 +93,10 @@ def prior_predictive(model, data: Mapping | None = None, n: int = 1000, seed=0) 
     # a site named like a model argument left out of `data` is that argument's observation (`obs=y`)
     given = set(data or {})
     observed.update({s.name: None for s in spec.latent if s.name in m.arguments and s.name not in given})
-    kwargs = {**dict(spec.static), **spec.arrays}
-    for key in observed.values():
-        if key is not None:
-            kwargs[key] = None
-    out = Predictive(m.fn, num_samples=n)(as_key(seed), **kwargs)
-    order = {s.name: i for i, s in enumerate(spec.sites)}
-    names = sorted(out, key=lambda k: order.get(k, len(order)))  # the model's order, as posteriors keep it
+    out = run_forward(m, spec, observed.values(), n, seed)
     return PriorPredictive(
-        {k: out[k] for k in names if k not in observed},
-        {k: out[k] for k in names if k in observed},
+        {k: v for k, v in out.items() if k not in observed},
+        {k: v for k, v in out.items() if k in observed},
         {s: spec.arrays[key] for s, key in observed.items() if key in spec.arrays},
         {k: v for k, v in spec.arrays.items() if k not in set(observed.values())},
     )

@@ -165,8 +165,8 @@ def _shape(u: np.ndarray) -> str:
 
 # -- simulators: (key) -> (truth, data) ---------------------------------------------------------
 def _numpyro_simulator(model, data: Mapping, var_names) -> Callable:
-    """θ̃ and ỹ from the model run forward (NumPyro's Predictive with the observations left out)."""
-    from numpyro.infer import Predictive
+    """θ̃ and ỹ from the model run forward (`core.prior.run_forward`, the observations left out)."""
+    from ..core.prior import run_forward
 
     spec = model.inspect(data)
     observed = {s.name: s.data_key for s in spec.observed if s.data_key is not None}
@@ -175,14 +175,11 @@ def _numpyro_simulator(model, data: Mapping, var_names) -> Callable:
                         "the model's observed sites; pass them (any values of the right shape) or `simulate=`")
     latent = [s.name for s in spec.latent]
     names = _pick(latent, var_names)
-    kwargs = {**dict(spec.static), **spec.arrays}
-    for key in observed.values():
-        kwargs[key] = None
 
     def simulate(key, n):
-        out = Predictive(model.fn, num_samples=n)(key, **kwargs)
-        truth = {k: np.asarray(out[k]) for k in names}
-        datasets = [{**data, **{key: np.asarray(out[site][i]) for site, key in observed.items()}} for i in range(n)]
+        out = run_forward(model, spec, observed.values(), n, key)
+        truth = {k: out[k] for k in names}
+        datasets = [{**data, **{key: out[site][i] for site, key in observed.items()}} for i in range(n)]
         return truth, datasets
 
     return simulate
