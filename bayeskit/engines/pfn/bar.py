@@ -123,12 +123,31 @@ class BarDistribution(torch.nn.Module):
         if torch.any((q < 0) | (q > 1)):
             raise ConfigError("quantile levels `q` must lie in [0, 1]")
         logits, q = _broadcast(logits, q)
+        return self._icdf_last(logits, q.unsqueeze(-1)).squeeze(-1)
+
+    def sample(self, logits: torch.Tensor, sample_shape=(), generator: torch.Generator | None = None):
+        """Draws by the inverse cdf: (*sample_shape, *batch)."""
+        self._check_logits(logits)
+        sample_shape = tuple(sample_shape)
+        batch = logits.shape[:-1]
+        u = torch.rand((*sample_shape, *batch), dtype=logits.dtype, device=logits.device, generator=generator)
+        # the draws of one point share its cdf: computed once per point, not once per draw (the draws go
+        # last, where searchsorted takes many values per sorted row)
+        s = len(sample_shape)
+        lead = tuple(range(s, s + len(batch))) + tuple(range(s))
+        q = u.permute(*lead).reshape(*batch, -1)
+        out = self._icdf_last(logits, q).reshape(*batch, *sample_shape)
+        back = tuple(range(len(batch), len(batch) + s)) + tuple(range(len(batch)))
+        return out.permute(*back)
+
+    def _icdf_last(self, logits: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Quantiles at levels q (*batch, S) of the distributions logits (*batch, K): (*batch, S)."""
         mass = torch.softmax(logits, -1)
         upper = torch.cumsum(mass, -1)
-        k = torch.searchsorted(upper.contiguous(), q.unsqueeze(-1).contiguous(), right=False).squeeze(-1)
+        k = torch.searchsorted(upper.contiguous(), q.contiguous(), right=False)
         k = k.clamp(max=self.num_buckets - 1)
-        m_k = mass.gather(-1, k.unsqueeze(-1)).squeeze(-1)
-        below = upper.gather(-1, k.unsqueeze(-1)).squeeze(-1) - m_k
+        m_k = mass.gather(-1, k)
+        below = upper.gather(-1, k) - m_k
         b = self.borders.to(q.dtype)
         frac = ((q - below) / m_k.clamp_min(torch.finfo(q.dtype).tiny)).clamp(0, 1)
         out = b[k] + frac * self.widths.to(q.dtype)[k]
@@ -139,13 +158,6 @@ class BarDistribution(torch.nn.Module):
             right = b[-2] + _half_normal_icdf(frac, s_right)
             out = torch.where(k == 0, left, torch.where(k == self.num_buckets - 1, right, out))
         return out
-
-    def sample(self, logits: torch.Tensor, sample_shape=(), generator: torch.Generator | None = None):
-        """Draws by the inverse cdf: (*sample_shape, *batch)."""
-        self._check_logits(logits)
-        shape = (*tuple(sample_shape), *logits.shape[:-1])
-        u = torch.rand(shape, dtype=logits.dtype, device=logits.device, generator=generator)
-        return self.icdf(logits.expand(*shape, logits.shape[-1]), u)
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         self._check_logits(logits)
