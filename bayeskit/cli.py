@@ -1,4 +1,4 @@
-"""The ``bayeskit`` command: ``bayeskit demo`` and ``bayeskit --version``."""
+"""The ``bayeskit`` command: ``bayeskit demo``, ``bayeskit report fit.nc -o report.html`` and ``bayeskit --version``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ DEMO_TARGET_ACCEPT = 0.95
 
 
 def demo(out: str, seed: int, chains: int, draws: int, progress: bool) -> int:
-    """Eight schools end to end: fit, summary, trace/rank PNGs, netCDF, round trip."""
+    """Eight schools end to end: fit, summary, trace/rank PNGs, HTML report, netCDF, round trip."""
     import bayeskit as bk
     from bayeskit.datasets import eight_schools
     from bayeskit.diagnostics import save_rank_plot, save_trace_plot
@@ -37,6 +37,7 @@ def demo(out: str, seed: int, chains: int, draws: int, progress: bool) -> int:
         "trace plot": save_trace_plot(post, os.path.join(out, "trace.png"), var_names=["mu", "tau", "theta"]),
         "rank plot": save_rank_plot(post, os.path.join(out, "rank.png"), var_names=["mu", "tau"]),
     }
+    paths["report (HTML)"] = post.report(os.path.join(out, "report.html"), title="Eight schools (non-centred), NUTS")
     nc = os.path.join(out, "posterior.nc")
     post.save(nc)
     paths["posterior (netCDF)"] = nc
@@ -46,6 +47,21 @@ def demo(out: str, seed: int, chains: int, draws: int, progress: bool) -> int:
     print(f"posterior predictive: y has {ppc['y'].shape[0]} draws of {ppc['y'].shape[1]} schools")
     for what, path in paths.items():
         print(f"wrote {what}: {os.path.abspath(path)}")
+    return 0
+
+
+def report(path: str, out: str | None, title: str | None, var_names: list[str] | None) -> int:
+    """A saved posterior (`Posterior.save`'s netCDF) as one self-contained HTML page."""
+    import bayeskit as bk
+    from bayeskit.core.errors import BayeskitError
+
+    out = out or os.path.splitext(path)[0] + ".html"
+    try:
+        written = bk.load(path).report(out, title=title, var_names=var_names)
+    except BayeskitError as err:  # a bad path or file: its message, not a traceback
+        print(f"bayeskit report: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {os.path.abspath(written)}")
     return 0
 
 
@@ -59,9 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000, help="warmup and kept draws per chain")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r = sub.add_parser("report", help="write a saved posterior (netCDF) as one self-contained HTML page")
+    r.add_argument("path", help="a posterior file written by Posterior.save / bayeskit demo")
+    r.add_argument("-o", "--out", default=None, help="the HTML file (default: the input's name with .html)")
+    r.add_argument("--title", default=None, help="the page's title (default: posterior class and engine)")
+    r.add_argument("--var-names", nargs="+", default=None, help="variables to summarise and plot (default: all "
+                   "that fit)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.out, args.seed, args.chains, args.draws, not args.no_progress)
+    if args.command == "report":
+        return report(args.path, args.out, args.title, args.var_names)
     parser.print_help()
     return 2
 

@@ -11,7 +11,7 @@ import sys
 
 from .engine import Engine
 from .errors import ConfigError, DataError
-from .posterior import DrawsPosterior, Posterior
+from .posterior import TRACES_GROUP, DrawsPosterior, Posterior
 
 _ENGINE = "h5netcdf"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every netCDF4 file
@@ -134,7 +134,8 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
                             f"(the checksum `Posterior.save` ended it with is gone: its end was overwritten, zeroed "
                             f"or cut off), so its numbers cannot be trusted; save the posterior again")
         groups["posterior"] = {k: v.values for k, v in ds.load().data_vars.items()}
-    for group in ("sample_stats", "observed_data", "constant_data", "log_likelihood", "posterior_predictive"):
+    for group in ("sample_stats", "observed_data", "constant_data", "log_likelihood", "posterior_predictive",
+                  TRACES_GROUP):
         try:
             with xr.open_dataset(path, group=group, engine=_ENGINE) as ds:
                 groups[group] = {k: v.values for k, v in ds.load().data_vars.items()}
@@ -148,6 +149,7 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
         constant_data=groups["constant_data"],
         log_likelihood=groups["log_likelihood"],
         posterior_predictive=groups["posterior_predictive"],
+        traces=groups[TRACES_GROUP],
         static_data=json.loads(attrs.get("bayeskit_static_data", "{}")),
         observed_keys=observed_keys,
         # the observations by argument name, where the site is named as its argument (the usual `obs=y`)
@@ -157,6 +159,10 @@ def _read(path: str, model, checked: bool) -> DrawsPosterior:
         engine=Engine.from_settings(attrs.get("bayeskit_engine", "{}")),
         markov=bool(int(attrs.get("bayeskit_markov", 1))),
     )
+    # as written: an engine unknown here, or settings stored as their repr, are reported as they were
+    posterior.saved_engine_settings = json.loads(attrs.get("bayeskit_engine", "{}"))
+    if attrs.get("inference_library_version"):
+        posterior.saved_version = attrs["inference_library_version"]
     if "bayeskit_dims" in attrs or "bayeskit_coords" in attrs:
         posterior.name_dimensions(json.loads(attrs.get("bayeskit_coords", "{}")),
                                   json.loads(attrs.get("bayeskit_dims", "{}")))

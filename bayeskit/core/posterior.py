@@ -39,6 +39,8 @@ _check_n = check_n  # the name posteriors of the engines used
 
 #: Groups whose arrays lead with (chain, draw).
 DRAW_GROUPS = ("posterior", "sample_stats", "posterior_predictive", "log_likelihood", "prior", "prior_predictive")
+#: The group of files and InferenceData that holds `Posterior.traces` (ArviZ keeps groups it does not know).
+TRACES_GROUP = "bayeskit_traces"
 #: Above this size the pointwise log-likelihood is not computed unless asked for (``log_likelihood=True``).
 LOG_LIKELIHOOD_MEMORY = 1 << 30
 
@@ -76,14 +78,32 @@ class Posterior(abc.ABC):
         draws = self.sample(n_draws, seed)
         return {"posterior": {k: np.asarray(v)[None] for k, v in draws.items()}}
 
+    def engine_settings(self) -> dict:
+        """The settings of the engine that made this posterior (`Engine.settings`; as saved, for a
+        posterior read from a file), or {} when none is known."""
+        saved = getattr(self, "saved_engine_settings", None)
+        if saved:
+            return dict(saved)
+        return self.engine.settings() if self.engine is not None else {}
+
+    def report(self, path, **options) -> str:
+        """Write this posterior as one self-contained HTML page (settings, versions, checks and what
+        they mean, summary, plots, the run's traces); see `bayeskit.diagnostics.report`."""
+        return registry.service("report")(self, path, **options)
+
     def attrs(self) -> dict[str, str]:
-        out = {"bayeskit_class": type(self).__name__, "bayeskit_markov": int(self.markov)}
+        from .._version import __version__
+
+        out = {"bayeskit_class": type(self).__name__, "bayeskit_markov": int(self.markov),
+               "inference_library": "bayeskit",
+               "inference_library_version": getattr(self, "saved_version", __version__)}
         if getattr(self, "dims", None):
             out["bayeskit_dims"] = json.dumps({k: list(v) for k, v in self.dims.items()})
         if getattr(self, "coords", None):
             out["bayeskit_coords"] = json.dumps({k: v.tolist() for k, v in self.coords.items()})
-        if self.engine is not None:
-            out["bayeskit_engine"] = json.dumps(self.engine.settings())
+        settings = self.engine_settings()
+        if settings:
+            out["bayeskit_engine"] = json.dumps(settings)
         return out
 
     def name_dimensions(self, coords: Mapping | None = None, dims: Mapping | None = None) -> None:
@@ -117,6 +137,12 @@ class Posterior(abc.ABC):
         ``posterior_predictive`` group (posterior predictive checks, LOO-PIT). Empty where the engine
         has none."""
         return {}
+
+    def traces(self) -> dict[str, np.ndarray]:
+        """How the run went, step by step: name -> 1-D array (SMC: ``ess`` of the weights per time
+        step; VI: the ``objective`` per optimisation step; PFN and neural processes: the
+        ``training_loss`` per training step). Reports plot them; files keep them (group `TRACES_GROUP`)."""
+        return dict(getattr(self, "_traces", None) or {})
 
     def to_xarray(self, log_likelihood="auto", posterior_predictive="auto") -> dict:
         """The groups as xarray Datasets with ArviZ's dimension names (``chain``, ``draw``, ...), with the
@@ -159,6 +185,10 @@ class Posterior(abc.ABC):
             used = {d for v in variables.values() for d in v.dims}
             out[group] = xr.Dataset(variables, coords={d: c for d, c in coords.items() if d in used},
                                     attrs=attrs if group == "posterior" else {})
+        traces = self.traces()
+        if traces:  # each on its own axis: an ESS per time step and an objective per step differ in length
+            out[TRACES_GROUP] = xr.Dataset({k: xr.Variable((f"{k}_step",), np.asarray(v, dtype=float).ravel())
+                                            for k, v in traces.items()})
         return out
 
     def to_arviz(self, log_likelihood="auto", posterior_predictive="auto"):
@@ -203,7 +233,9 @@ class DrawsPosterior(Posterior):
         log_likelihood: Mapping[str, Any] | None = None,
         posterior_predictive: Mapping[str, Any] | None = None,
         observed_args: Mapping[str, Any] | None = None,
+        traces: Mapping[str, Any] | None = None,
     ):
+        self._traces = {k: np.asarray(v) for k, v in (traces or {}).items()}
         self.draws = {k: np.asarray(v) for k, v in draws.items()}
         # pointwise log-likelihood: given (read from a file) or computed once from the model when asked
         self._log_likelihood = {k: np.asarray(v) for k, v in (log_likelihood or {}).items()} or None

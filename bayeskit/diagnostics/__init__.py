@@ -9,15 +9,18 @@ from .arviz_bridge import bfmi, ess, from_groups, mcse, rhat, summary, to_infere
 from .calibration import SBCResult, pit_calibration, sbc
 from .convergence import ConvergenceReport, after_fit, check, warn_if_problems
 from .plots import save_rank_plot, save_trace_plot
+from .report import report
 from .uniformity import UniformityTest, uniformity_test
 
 # what `core` delegates to: summaries and ArviZ objects of any Posterior, checks after every fit
 _registry.provide("summary", summary)
 _registry.provide("to_arviz", to_inference_data)
 _registry.provide("inference_data", from_groups)
+_registry.provide("report", report)
 _registry.add_hook("after_fit", after_fit)
 
 __all__ = [
-    "ConvergenceReport", "SBCResult", "UniformityTest", "bfmi", "check", "ess", "mcse", "pit_calibration", "rhat",
+    "ConvergenceReport", "SBCResult", "UniformityTest", "bfmi", "check", "ess", "mcse", "pit_calibration", "report",
+    "rhat",
     "save_rank_plot", "save_trace_plot", "sbc", "summary", "to_inference_data", "uniformity_test", "warn_if_problems",
 ]

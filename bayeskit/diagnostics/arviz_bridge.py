@@ -39,12 +39,13 @@ def from_groups(groups: dict):
     return _arviz().InferenceData(**groups)
 
 
-def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", **kwargs):
+def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: str = "hdi", idata=None, **kwargs):
     """Per-scalar table: mean, sd, a `ci_prob` interval, MCSE, ESS bulk/tail, R-hat.
 
     ``interval="hdi"`` gives the highest-density interval (ArviZ's default), ``"eti"`` the
     equal-tailed one (quantiles (1 - ci_prob)/2 and (1 + ci_prob)/2). ``kind`` is ArviZ's:
-    "all", "stats" or "diagnostics".
+    "all", "stats" or "diagnostics". ``idata``: the posterior's InferenceData where the caller has
+    it already (a report), so that draws are not made again.
     """
     from ..core.errors import ConfigError
 
@@ -55,7 +56,7 @@ def summary(posterior, *, kind: str = "all", ci_prob: float = 0.94, interval: st
     if kind not in ("all", "stats", "diagnostics"):
         raise ConfigError(f"`kind` must be 'all', 'stats' or 'diagnostics', got {kind!r}")
     az = _arviz()
-    idata = _draws_only(posterior)
+    idata = _draws_only(posterior) if idata is None else idata
     names = kwargs.get("var_names")
     if names is not None:
         names = [names] if isinstance(names, str) else list(names)
@@ -103,9 +104,9 @@ def rhat(posterior) -> dict[str, np.ndarray]:
     return _per_variable(posterior, "rhat")
 
 
-def ess(posterior, method: str = "bulk") -> dict[str, np.ndarray]:
-    """Effective sample size per variable: ``method`` "bulk" or "tail"."""
-    return _per_variable(posterior, "ess", method=method)
+def ess(posterior, method: str = "bulk", idata=None) -> dict[str, np.ndarray]:
+    """Effective sample size per variable: ``method`` "bulk" or "tail" (of ``idata`` where given)."""
+    return _per_variable(posterior, "ess", idata=idata, method=method)
 
 
 def mcse(posterior, method: str = "mean") -> dict[str, np.ndarray]:
@@ -113,9 +114,9 @@ def mcse(posterior, method: str = "mean") -> dict[str, np.ndarray]:
     return _per_variable(posterior, "mcse", method=method)
 
 
-def _per_variable(posterior, fn: str, **kwargs):
+def _per_variable(posterior, fn: str, idata=None, **kwargs):
     az = _arviz()
-    idata = _draws_only(posterior)
+    idata = _draws_only(posterior) if idata is None else idata
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ds = getattr(az, fn)(idata, **kwargs)
@@ -134,6 +135,45 @@ def plot_trace(posterior, path, var_names=None) -> None:
 
 def plot_rank(posterior, path, var_names=None) -> None:
     _plot(posterior, path, "plot_rank", var_names=var_names)
+
+
+def loo(idata, var_name=None):
+    """PSIS-LOO of an InferenceData with a ``log_likelihood`` group (pointwise, with Pareto k)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Estimated shape parameter of Pareto ... greater than 0.7"
+        return _arviz().loo(idata, var_name=var_name, pointwise=True)
+
+
+def plot_png(idata, fn: str, dpi: int = 80, **kwargs) -> bytes:
+    """The figure ArviZ's ``az.<fn>(idata, **kwargs)`` draws, as PNG bytes (the figure is closed)."""
+    import io
+
+    plt = _pyplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # ArviZ 0.x's calls that matplotlib 3.11 deprecates
+        axes = getattr(_arviz(), fn)(idata, **kwargs)
+    fig = np.asarray(axes).ravel()[0].figure
+    try:
+        if fig.get_layout_engine() is None:  # titles clear of tick labels (cheaper than tight_layout)
+            fig.set_layout_engine("constrained")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def _pyplot():
+    """pyplot, on a non-interactive backend when the current one would open windows."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png") and \
+            "inline" not in matplotlib.get_backend().lower():
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _plot(posterior, path, fn, **kwargs):

@@ -79,6 +79,35 @@ def test_save_load_round_trip(case, tmp_path):
     assert back.markov == post.markov
     if not post.engine.settings()["stored_as_repr"]:
         assert back.engine == post.engine  # every setting a plain value: the same engine comes back
+    assert back.engine_settings() == post.engine.settings()  # as saved, repr-stored settings too
+    # the run's record (ESS per time, objective per step, training loss) comes back value for value
+    assert set(back.traces()) == set(post.traces())
+    for name, values in post.traces().items():
+        np.testing.assert_array_equal(back.traces()[name], np.asarray(values, dtype=float).ravel(), err_msg=name)
+
+
+def test_report(case, tmp_path):
+    """Every posterior writes a self-contained HTML report: its engine, checks, summary rows of its
+    variables, a figure per plot that applies, and each of the run's traces; so does its saved file."""
+    import re
+
+    post = fitted(case, 0)
+    page = open(post.report(tmp_path / "report.html")).read()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert not re.search(r'(src|href)="(?!data:image/png;base64,|#)', page)  # self-contained: no outside links
+    assert f"<td><code>{type(post.engine).__name__}</code>" in page
+    for section in ("overview", "checks", "summary", "plots"):
+        assert f'<section id="{section}">' in page, section
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    titles = [t for t, _ in images]
+    assert "Trace" in titles and all(len(data) > 2000 for _, data in images)  # a real PNG, not an empty one
+    assert ("Rank" in titles) == (post.markov and post.to_arviz().posterior.sizes["chain"] > 1)
+    for name in post.traces():
+        assert name in titles, name
+    first = next(iter(post.to_arviz().posterior.data_vars))
+    assert re.search(rf"<tr><th>{re.escape(first)}(\[[^<]*\])?</th>", page), first
+    post.save(tmp_path / "fit.nc")
+    assert "<section id=\"summary\">" in open(bk.load(tmp_path / "fit.nc").report(tmp_path / "back.html")).read()
 
 
 def test_predict_signature(case):

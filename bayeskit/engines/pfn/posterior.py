@@ -80,6 +80,11 @@ class AmortizedPosterior(Posterior):
     def sample(self, n: int, seed=0) -> dict[str, np.ndarray]:
         return {"y": self.predict(seed=seed).sample(check_n(n), seed)}
 
+    def traces(self) -> dict[str, np.ndarray]:
+        """The network's training loss per step (empty for a network trained elsewhere)."""
+        history = np.asarray(getattr(self.network, "history", ()), dtype=float)
+        return {"training_loss": history} if history.size else {}
+
     def groups(self, n_draws: int = 4000, seed=0) -> dict[str, dict[str, np.ndarray]]:
         return {"posterior": {k: v[None] for k, v in self.sample(n_draws, seed).items()},
                 "observed_data": {"y": self.y}, "constant_data": {"X": self.X}}

@@ -117,6 +117,19 @@ class SMCPosterior(Posterior):
                              f"observation_sample (or transition() and observation()): {err}") from None
         return {"x": np.asarray(xs), "y": np.asarray(ys)}
 
+    def traces(self) -> dict[str, np.ndarray]:
+        """``ess`` of the first run's weights per time step; after learning, ``learning_loss`` (the
+        progress value per step: −log p̂(y)/T, or −E[log r_φ]/T for a proposal alone) and
+        ``learning_{p}`` for each scalar parameter learned."""
+        out = {"ess": np.asarray(self.ess, dtype=float)}
+        if self.learning_history:
+            out["learning_loss"] = np.asarray(self.learning_history, dtype=float)
+        for name, values in (self.learning_trace or {}).items():
+            values = np.asarray(values)
+            if name != "proposal" and values.ndim == 1:
+                out[f"learning_{name}"] = values
+        return out
+
     def dim_names(self):
         return {"x": ("time", "state")}
 

@@ -400,6 +400,10 @@ class VIPosterior(DrawsPosterior):
                 f"10%, {check['rate']:.2g}) raised it by {check['gain']:.3g} ± {check['se']:.2g} (on "
                 f"{check['draws']} common draws); raise `steps` (or `learning_rate`)"]
 
+    def traces(self) -> dict[str, np.ndarray]:
+        """The objective per optimisation step."""
+        return {**super().traces(), "objective": self.objective_trace}
+
     def model_params(self) -> dict:
         """`predict` runs the model with its own ``numpyro.param`` sites (a decoder's weights) at their
         fitted values."""
