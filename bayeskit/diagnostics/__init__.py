@@ -1,5 +1,6 @@
-"""Diagnostics of Posteriors: convergence (R-hat, ESS, MCSE, divergences, E-BFMI), plots, and
-calibration of engines (simulation-based calibration, predictive PIT).
+"""Diagnostics of Posteriors: convergence (R-hat, ESS, MCSE, divergences, E-BFMI), plots,
+calibration of engines (simulation-based calibration, predictive PIT), and comparison of
+state-space models by one-step-ahead log predictive densities.
 
 All ArviZ calls live in `arviz_bridge`.
 """
@@ -10,6 +11,7 @@ from .calibration import SBCResult, pit_calibration, sbc
 from .convergence import ConvergenceReport, after_fit, check, warn_if_problems
 from .plots import save_rank_plot, save_trace_plot
 from .report import report
+from .sequential import SequentialELPD, compare_sequential, sequential_elpd
 from .uniformity import UniformityTest, uniformity_test
 
 # what `core` delegates to: summaries and ArviZ objects of any Posterior, checks after every fit
@@ -20,7 +22,7 @@ _registry.provide("report", report)
 _registry.add_hook("after_fit", after_fit)
 
 __all__ = [
-    "ConvergenceReport", "SBCResult", "UniformityTest", "bfmi", "check", "ess", "mcse", "pit_calibration", "report",
-    "rhat",
-    "save_rank_plot", "save_trace_plot", "sbc", "summary", "to_inference_data", "uniformity_test", "warn_if_problems",
+    "ConvergenceReport", "SBCResult", "SequentialELPD", "UniformityTest", "bfmi", "check", "compare_sequential", "ess",
+    "mcse", "pit_calibration", "report", "rhat", "save_rank_plot", "save_trace_plot", "sbc", "sequential_elpd",
+    "summary", "to_inference_data", "uniformity_test", "warn_if_problems",
 ]

@@ -122,7 +122,8 @@ class ParticleFilter(Engine):
         if broken.any():
             t = int(np.min(np.argmax(broken, axis=1)[broken.any(1)]))
             partial = SMCPosterior(model, ys, observed, {k: v[:t] for k, v in first.items()},
-                                   increments[:, :t].sum(1), engine=engine)
+                                   increments[:, :t].sum(1), engine=engine,
+                                   one_step_log_densities=increments[:, :t])
             raise SamplingError(f"all particle weights are zero (log weight -inf) at time step t = {t}: the "
                                 f"observation there is impossible under every particle; check the model or "
                                 f"the data, or use more particles", partial=partial)
@@ -131,7 +132,7 @@ class ParticleFilter(Engine):
             extra["standard_errors"] = standard_errors(model, information.mean(0), se_params)
         return SMCPosterior(model, ys, observed, first, increments.sum(1), functional, engine=engine,
                             final_particles=np.asarray(x_last[0]), final_log_weights=np.asarray(logW_last[0]),
-                            information_runs=information, **extra)
+                            information_runs=information, one_step_log_densities=increments, **extra)
 
 
 class PaRIS(ParticleFilter):
@@ -327,7 +328,9 @@ class ParticleGibbs(PaRIS):
         return SMCPosterior(model, ys, observed, first, outs["log_increment"].sum(1), functional, engine=engine,
                             markov=True, paths=np.asarray(paths)[:, self.burn_in:],  # (runs, sweeps − burn_in, T, d)
                             sweep_estimates=np.asarray(per_sweep),  # (runs, sweeps, m)
-                            information_runs=information, **extra)
+                            information_runs=information,
+                            one_step_log_densities=outs["log_increment"],  # the unconditional first filters'
+                            **extra)
 
     def _score_estimator(self, model, ys, observed):
         """estimate(model, proposal, key, reference) -> (score, log p̂(y), next reference) from one

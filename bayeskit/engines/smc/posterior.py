@@ -20,7 +20,10 @@ class SMCPosterior(Posterior):
     """Particle approximation of p(x_{0:T−1} | y) for a state-space model.
 
     ``log_likelihood`` (mean over runs of log p̂(y); ``log_likelihood_runs`` per run, each an
-    unbiased estimate of p(y) on the natural scale), ``filter_mean`` / ``filter_var`` (T, d),
+    unbiased estimate of p(y) on the natural scale), ``one_step_log_densities`` (runs, T): each
+    run's log p̂(y_t | y_{0:t−1}), the filter's log-likelihood increments, which sum over t to
+    ``log_likelihood_runs`` (0 at unobserved steps; what `bayeskit.diagnostics.compare_sequential`
+    compares models by), ``filter_mean`` / ``filter_var`` (T, d),
     ``ess`` (T,), ``functional`` (PaRIS: the mean over runs of ``functional_runs`` (runs, m)).
     ``sample(n)`` draws whole state paths from the smoothing distribution by forward-filtering
     backward-simulation (needs the particles: ``keep_particles=True``), or from particle Gibbs'
@@ -38,10 +41,14 @@ class SMCPosterior(Posterior):
     def __init__(self, model, ys, observed, outputs, log_likelihood_runs, functional=None, *, engine=None,
                  markov: bool = False, final_particles=None, final_log_weights=None, paths=None,
                  sweep_estimates=None, information_runs=None, learned=None, learned_proposal=None,
-                 learning_history=None, learning_trace=None, standard_errors=None):
+                 learning_history=None, learning_trace=None, standard_errors=None, one_step_log_densities=None):
         self.model, self.ys, self.observed = model, ys, observed
         self.outputs = outputs
         self.log_likelihood_runs = np.asarray(log_likelihood_runs)
+        if one_step_log_densities is None and self.log_likelihood_runs.size == 1 and "log_increment" in outputs:
+            one_step_log_densities = np.asarray(outputs["log_increment"])[None]  # one run: the outputs are its own
+        self.one_step_log_densities = (None if one_step_log_densities is None
+                                       else np.asarray(one_step_log_densities, dtype=float))
         self.log_likelihood = float(np.mean(self.log_likelihood_runs))
         self.functional_runs = None if functional is None else np.asarray(functional)
         self.functional = None if functional is None else np.mean(self.functional_runs, axis=0)
