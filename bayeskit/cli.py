@@ -28,6 +28,8 @@ def demo(out: str, seed: int, chains: int, draws: int, progress: bool) -> int:
         data=eight_schools.DATA,
         engine=bk.NUTS(chains=chains, warmup=draws, draws=draws, target_accept=DEMO_TARGET_ACCEPT, progress=progress),
         seed=seed,
+        coords=eight_schools.COORDS,
+        dims=eight_schools.DIMS,
     )
     import pandas as pd
 

@@ -44,7 +44,8 @@ def test_cli_demo_writes_outputs(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Warning" not in out.stderr, out.stderr  # the demo as a new user first runs it is clean
     assert "r_hat" in out.stdout and "tau" in out.stdout
-    for name in ("trace.png", "rank.png", "posterior.nc"):
+    assert "theta[Choate]" in out.stdout  # the schools' names label the summary (coords= and dims=)
+    for name in ("trace.png", "rank.png", "posterior.nc", "report.html"):
         path = tmp_path / name
         assert path.stat().st_size > 1000, name
     assert (tmp_path / "trace.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
