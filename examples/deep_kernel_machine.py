@@ -1,14 +1,18 @@
-"""Deep kernel machines (Yang et al., ICML 2023): deep Gaussian processes in the Bayesian
+"""
+Deep kernel machines: deep GPs in the representation-learning limit
+===================================================================
+
+Deep kernel machines (Yang et al., ICML 2023) are deep Gaussian processes in the Bayesian
 representation-learning limit, fitted by maximising an objective over Gram matrices with `bk.Optimize`.
 
-(a) regression on a step, y = sign(x₁) + noise in 2-D: the deep kernel machine (ν = 100) beside the GP
-    with the NNGP kernel of the same network (type-II ML by `bk.Exact`), and the check that at ν = ∞ the
-    machine *is* that GP;
+(a) regression on a step, y = sign(x₁) + noise in 2-D: the deep kernel machine (ν = 100) beside the GP with
+the NNGP kernel of the same network (type-II ML by `bk.Exact`), and the check that at ν = ∞ the machine
+*is* that GP;
 (b) classification of XOR quadrants with a one-layer sparse deep kernel machine (inducing points,
-    minibatches).
+minibatches).
 
-Run: python examples/deep_kernel_machine.py   (about a minute on 2 cores; BAYESKIT_FAST=1 for a quick
-smoke run with shorter fits)
+Run: `python examples/deep_kernel_machine.py` (about a minute on 2 cores; `BAYESKIT_FAST=1` for a quick
+smoke run with shorter fits).
 """
 
 import os
@@ -34,7 +38,12 @@ def step_data(n):
     return X, np.sign(X[:, 0]) + 0.1 * rng.normal(size=n)
 
 
-# (a) regression ------------------------------------------------------------------------------------------
+# %%
+# (a) Regression: the machine beside its GP
+# -----------------------------------------
+# ν sets how far the learned Gram matrices may move from the NNGP's: a finite ν learns a representation
+# of the data, ν = ∞ none.
+
 (X, y), (Xt, yt) = step_data(60), step_data(300)
 start = time.perf_counter()
 # 2 learned Gram layers; the NNGP of the same network has 3 hidden layers (the input layer is G₀)
@@ -52,7 +61,12 @@ for name, p in (("deep kernel machine", ours), ("NNGP GP (type-II ML)", theirs))
     print(f"    {name:22s}  {np.mean(p.log_prob(yt)):18.3f}   {np.sqrt(np.mean((p.mean - yt) ** 2)):.3f}")
 print(f"    KL per layer at the fit: {dkm.info['kl']}, jitter added: {dkm.info['jitter']}")
 
-# ν = ∞: no Gram is learned, the machine is the NNGP GP (here with the hyperparameters type-II ML chose)
+# %%
+# The ν = ∞ limit
+# ---------------
+# No Gram is learned: the machine is the NNGP GP (here with the hyperparameters type-II ML chose), so its
+# objective is the GP's log marginal likelihood and its predictive the GP's.
+
 h = gp.hyperparameters()
 limit = bk.fit(bk.DeepKernelMachine(layers=2, nu=float("inf"), weight_var=float(h["kernel.weight_var"]),
                                     bias_var=float(h["kernel.bias_var"]), noise=float(h["noise"]),
@@ -62,7 +76,12 @@ gap = np.max(np.abs(limit.predict({"X": Xt}).mean - theirs.mean))
 print(f"    nu = inf: objective {limit.objective:.6f} vs the GP's log marginal likelihood "
       f"{gp.log_marginal_likelihood:.6f}; largest difference of predictive means {gap:.1e}\n")
 
-# (b) classification --------------------------------------------------------------------------------------
+# %%
+# (b) Classification with inducing points
+# ---------------------------------------
+# XOR quadrants: the label is whether x₁ x₂ > 0, which no single linear feature predicts. A sparse
+# machine with 20 inducing points and a categorical output, trained on minibatches.
+
 X, Xt = rng.normal(size=(200, 2)), rng.normal(size=(500, 2))
 labels = lambda Z: (Z[:, 0] * Z[:, 1] > 0).astype(int)  # noqa: E731
 start = time.perf_counter()

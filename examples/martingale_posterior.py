@@ -1,15 +1,20 @@
-"""Martingale posteriors (Fong, Holmes & Walker, JRSS-B 2023): a posterior without a likelihood and
-prior, from a predictive rule that imputes the unseen rest of the population.
+"""
+Martingale posteriors: a posterior from a predictive rule
+=========================================================
 
-(a) the density of a bimodal sample, by the Gaussian-copula predictive (`CopulaDensity`, its
-    bandwidth fitted by prequential likelihood) with the `Density` functional;
+Fong, Holmes & Walker (JRSS-B 2023): a posterior without a likelihood and prior, from a predictive
+rule that imputes the unseen rest of the population; the posterior of a quantity is the distribution of
+its value on the completed population.
+
+(a) the density of a bimodal sample, by the Gaussian-copula predictive (`CopulaDensity`, its bandwidth
+fitted by prequential likelihood) with the `Density` functional;
 (b) the Bayesian bootstrap (the Pólya urn with alpha = 0) of a mean and of a linear regression's
-    coefficients;
-(c) the conjugate normal model, where the martingale posterior is the Bayesian posterior: the
-    draws beside the exact answer.
+coefficients;
+(c) the conjugate normal model, where the martingale posterior is the Bayesian posterior: the draws
+beside the exact answer.
 
-Run: python examples/martingale_posterior.py   (about a minute on 2 cores; no plots; BAYESKIT_FAST=1 for a
-quick smoke run with fewer draws and shorter horizons)
+Run: `python examples/martingale_posterior.py` (about a minute on 2 cores; `BAYESKIT_FAST=1` for a quick
+smoke run with fewer draws and shorter horizons).
 """
 
 import os
@@ -31,7 +36,12 @@ def band(draws, level=0.9):
     return np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
 
 
-# (a) a density -----------------------------------------------------------------------------------
+# %%
+# (a) A density
+# -------------
+# 100 points from a two-component mixture. `bk.MartingalePosterior` runs the copula rule forward to a
+# horizon N per draw and reads the density of the completed population at a few points.
+
 y = np.concatenate([rng.normal(-2.0, 0.5, 40), rng.normal(1.5, 1.0, 60)])
 truth = lambda t: 0.4 * stats.norm.pdf(t, -2.0, 0.5) + 0.6 * stats.norm.pdf(t, 1.5, 1.0)  # noqa: E731
 at = [-3.0, -2.0, -0.5, 1.5, 2.5]
@@ -54,7 +64,14 @@ for j, t in enumerate(at):
 print(f"  horizon check: Var(θ_N − θ_N/2) / Var(θ_N) = {post.truncation['density']:.3f} "
       f"(the fit warns above {mt.TRUNCATION_LIMIT})\n")
 
-# (b) the Bayesian bootstrap ----------------------------------------------------------------------
+# %%
+# (b) The Bayesian bootstrap
+# --------------------------
+# The Pólya urn with alpha = 0 resamples the observed points only: its martingale posterior of a mean
+# is Rubin's Bayesian bootstrap, checked against Dirichlet weights drawn directly. The same rule with
+# the `coefficients` functional gives a posterior for least-squares coefficients that needs no model
+# for the noise (here heteroscedastic).
+
 start = time.perf_counter()
 post = bk.fit(mt.PolyaUrn(alpha=0.0), {"y": y}, engine=bk.MartingalePosterior(draws=2000 // scale, progress=False),
               seed=1)
@@ -79,7 +96,12 @@ for j, name in enumerate(["intercept", "x1", "x2"]):
           f"90% interval [{lo[j]:.3f}, {hi[j]:.3f}]")
 print()
 
-# (c) a conjugate rule: the martingale posterior is the Bayesian posterior ---------------------------
+# %%
+# (c) A conjugate rule
+# --------------------
+# With the normal model's own predictive as the rule, the martingale posterior of the mean is the
+# Bayesian posterior; the draws should match it within Monte Carlo error.
+
 y_c = rng.normal(1.0, 1.5, 30)
 rule = mt.NormalNormal(loc=0.0, scale=2.0, noise=1.5)  # y ~ N(θ, 1.5²), θ ~ N(0, 2²)
 start = time.perf_counter()

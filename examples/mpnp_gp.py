@@ -1,15 +1,19 @@
-"""Neural processes on the 1-D GP tasks of the NP literature: the shipped MPANP, MPNP and CNP (trained
-once on RBF tasks at CPU size, `bk.pfn.pretrained`) against the exact GP with each task's true
-hyperparameters.
+"""
+Neural processes on GP tasks: MPANP, MPNP and CNP against the exact GP
+======================================================================
 
-For 200 RBF test tasks and 200 t-noise tasks (RBF plus Student-t(2.1) noise, outside the training prior),
-each network's predictive at the targets, given the context, is scored by its log-likelihood per point
-and the coverage of its 90% intervals; an MPNP's predictive is the mixture over 50 generated
-pseudo-context sets, the CNP's one Gaussian. The exact GP assumes Gaussian noise, so t-noise tasks
-(outliers) hurt it most.
+The 1-D GP tasks of the neural-process literature: the shipped MPANP, MPNP and CNP (trained once on RBF
+tasks at CPU size, `bk.pfn.pretrained`) against the exact GP with each task's true hyperparameters.
 
-Run: python examples/mpnp_gp.py   (about a minute on 2 cores; BAYESKIT_FAST=1 for a quick smoke run)
-Train your own: bk.pfn.train(gp_tasks("rbf"), bk.pfn.NPTraining(model="mpnp"), checkpoint="mpnp.ckpt")
+For RBF test tasks and t-noise tasks (RBF plus Student-t(2.1) noise, outside the training prior), each
+network's predictive at the targets, given the context, is scored by its log-likelihood per point and
+the coverage of its 90% intervals; an MPNP's predictive is the mixture over 50 generated pseudo-context
+sets, the CNP's one Gaussian. The exact GP assumes Gaussian noise, so t-noise tasks (outliers) hurt it
+most.
+
+Run: `python examples/mpnp_gp.py` (about a minute on 2 cores; `BAYESKIT_FAST=1` for a quick smoke run
+with 20 tasks of each kind instead of 200). Train your own:
+`bk.pfn.train(gp_tasks("rbf"), bk.pfn.NPTraining(model="mpnp"), checkpoint="mpnp.ckpt")`.
 """
 
 import os
@@ -27,6 +31,13 @@ networks = {"MPANP": bk.pfn.pretrained("mpanp-gp"), "MPNP": bk.pfn.pretrained("m
             "CNP": bk.pfn.pretrained("cnp-gp")}
 
 
+# %%
+# The oracle
+# ----------
+# The exact GP predictive with the kernel and noise each task was drawn with: the best any method can do
+# on RBF tasks.
+
+
 def oracle(process, xc, yc, xt):
     """The exact GP predictive (mean, sd) at xt with the task's true kernel and noise."""
     K = np.asarray(process.kernel(np.concatenate([xc, xt])))
@@ -36,6 +47,12 @@ def oracle(process, xc, yc, xt):
     var = np.diag(K)[c:] - np.einsum("ij,ji->i", K[c:, :c], np.linalg.solve(A, K[:c, c:]))
     return mean, np.sqrt(np.maximum(var, 0) + NOISE_SD**2)
 
+
+# %%
+# Score every method on both kinds of task
+# ----------------------------------------
+# Each task has 50 points, of which a random 3 to 39 are the context and the rest the targets.
+# `bk.NeuralProcess` conditions a network on the context in one forward pass.
 
 for kind in ("rbf", "t-noise"):
     prior = gp_tasks(kind)
