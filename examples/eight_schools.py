@@ -125,3 +125,12 @@ post.save(f"{out}/posterior.nc")
 back = bk.load(f"{out}/posterior.nc", model=eight_schools.model)
 assert np.array_equal(back.draws["tau"], post.draws["tau"])
 print(f"saved to {out}/posterior.nc and loaded back")
+
+# %%
+# A report to hand on
+# -------------------
+# One self-contained HTML page: engine settings, versions, every check with its threshold and what it
+# means, the summary and the plots (``bayeskit report posterior.nc`` makes the same from the file).
+
+page = post.report(f"{out}/report.html", title="Eight schools (non-centred), NUTS")
+print(f"report: {page}")
