@@ -67,6 +67,14 @@ from .core.xla_flags import tune_xla_cpu as _tune_xla_cpu  # noqa: E402
 
 _tune_xla_cpu()
 
+# Started by `bayeskit launch`: join JAX's distributed runtime now, before any JAX computation can
+# start the backend (core.distributed says why at import). Without the launcher's variables this
+# imports nothing.
+from .core import distributed as _distributed  # noqa: E402
+
+if _distributed.requested():
+    _distributed.initialize()
+
 
 def __getattr__(name: str):
     from .core.optional import needs_extra

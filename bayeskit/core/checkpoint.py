@@ -80,8 +80,15 @@ class Checkpoint:
         return Saved(saved["state"], int(saved["done"]), list(saved["records"]))
 
     def save(self, state, done: int, records) -> None:
-        """Write the state after ``done`` steps (arrays brought to the host) and the records so far."""
+        """Write the state after ``done`` steps (arrays brought to the host) and the records so far.
+        Over several processes (`core.distributed`) only process 0 writes: the state and records it is
+        given are every process's (gathered), and every process reads the file back to resume."""
         import jax
+
+        from . import distributed
+
+        if not distributed.is_root():
+            return
 
         payload = {"format": FORMAT, "fingerprint": self.fingerprint, "done": int(done),
                    "state": jax.device_get(state), "records": list(records)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import registry
+from . import distributed, registry
 from .compilation_cache import ensure_compilation_cache
 from .engine import Engine
 from .errors import ConfigError
@@ -47,5 +47,6 @@ def fit(model, data: dict | None = None, engine: Engine | None = None, seed=0, *
     posterior = engine.fit(m, data, as_key(seed))
     if coords or dims:
         posterior.name_dimensions(coords, dims)
-    registry.run_hooks("after_fit", posterior, stacklevel=4)  # diagnostics: convergence warnings with numbers
+    if distributed.is_root():  # over several processes (`core.distributed`), process 0 speaks for all
+        registry.run_hooks("after_fit", posterior, stacklevel=4)  # diagnostics: convergence warnings with numbers
     return posterior

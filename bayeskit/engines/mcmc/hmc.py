@@ -18,7 +18,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from ...core import seeds
+from ...core import distributed, seeds
 from ...core.checkpoint import Checkpoint, fingerprint
 from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_positive, check_probability
 from ...core.engine import Engine
@@ -231,9 +231,10 @@ class _Runner:
     def __init__(self, engine, program, spec, chain_keys, restart_seq, strategy):
         self.engine, self.program, self.spec = engine, program, spec
         self.chain_keys, self.restart_seq, self.strategy = chain_keys, restart_seq, strategy
-        self.groups = chain_groups(engine.chains, engine.cores)
-        on_cpu = self.groups[0].device.platform == "cpu"
-        self.workers = (engine.cores or usable_cores()) if on_cpu else len(self.groups)
+        self.groups = chain_groups(engine.chains, engine.cores)  # this process's chains (`core.distributed`)
+        on_cpu = _backend() == "cpu"
+        self.workers = (engine.cores or usable_cores()) if on_cpu else max(len(self.groups), 1)
+        self.progress = engine.progress and distributed.is_root()
         self.restarts = np.zeros(engine.chains, int)
         self.stuck = np.zeros(0, int)
 
@@ -288,8 +289,10 @@ class _Runner:
             lanes = [o[0] for o in outs]
             out = jax.device_get([o[1] for o in outs])  # waits for the chunk: the bar shows steps done
             n = stop - start
-            values, stats = unpack(program.layout, np.concatenate([o[0] for o in out])[:, :n],
-                                   np.concatenate([o[1] for o in out])[:, :n])
+            local = unpack(program.layout, np.concatenate([o[0] for o in out])[:, :n],
+                           np.concatenate([o[1] for o in out])[:, :n]) if out else None
+            # every process gets every chain's draws, in chain order (one gather per chunk, on the host)
+            values, stats = distributed.gather_rows(local)
             if stop <= warmup:
                 lanes = self._restart_stuck(lanes, stop, model)
             if stop == warmup or (warmup == 0 and start == 0):
@@ -309,7 +312,7 @@ class _Runner:
 
         try:
             result = run(
-                advance, lanes, total=total, chunk=program.chunk_len, progress=engine.progress, desc=model.name,
+                advance, lanes, total=total, chunk=program.chunk_len, progress=self.progress, desc=model.name,
                 phases=[("warmup", warmup), ("sampling", engine.draws)], postfix=postfix, partial=partial,
                 start=saved.done if saved else 0, records=saved.records if saved else (),
                 checkpoint=checkpoint, snapshot=self._snapshot,
@@ -326,7 +329,7 @@ class _Runner:
     def _snapshot(self, lanes) -> dict:
         """The run's state between chunks, on the host: lanes stacked over chains (as on CPU every chain
         is its own group, a resume does not depend on how chains were grouped) and the restart bookkeeping."""
-        stacked = _concat_lanes([_host(lane) for lane in lanes])
+        stacked = distributed.gather_rows(_concat_lanes([_host(lane) for lane in lanes]) if lanes else None)
         return {"lanes": stacked, "restarts": self.restarts.copy(), "stuck": self.stuck.copy(),
                 "restart_streams": self.restart_seq.n_children_spawned}
 
@@ -366,15 +369,19 @@ class _Runner:
         return out
 
     def _stuck(self, lanes) -> np.ndarray:
-        step = np.concatenate([np.asarray(ln.adapt.step_size) for ln in lanes])
-        scale = np.concatenate([_metric_scale(np.asarray(ln.adapt.inverse_mass_matrix)) for ln in lanes])
-        position = np.concatenate([np.asarray(ln.chain[0]) for ln in lanes])
-        return stuck_chains(step * scale, position)
+        """Which chains are stuck, over every process's chains (the median is over all of them)."""
+        local = None
+        if lanes:
+            step = np.concatenate([np.asarray(ln.adapt.step_size) for ln in lanes])
+            scale = np.concatenate([_metric_scale(np.asarray(ln.adapt.inverse_mass_matrix)) for ln in lanes])
+            local = (step * scale, np.concatenate([np.asarray(ln.chain[0]) for ln in lanes]))
+        return stuck_chains(*distributed.gather_rows(local))
 
     def _posterior(self, kept, model) -> DrawsPosterior:
         values = {k: np.concatenate([p[0][k] for p in kept], axis=1) for k in kept[0][0]}
         stats = {k: np.concatenate([p[1][k] for p in kept], axis=1) for k in kept[0][1]}
-        self._warn_restarts()
+        if distributed.is_root():
+            self._warn_restarts()
         return DrawsPosterior.from_spec(values, self.spec, model=model, engine=self.engine, sample_stats=stats,
                                         markov=True)
 
@@ -439,15 +446,25 @@ def chain_groups(chains: int, cores: int | None = None) -> list[ChainGroup]:
     pays for every other lane's end-of-trajectory work) and it makes a chain's draws depend on its
     seed only, not on `cores` or the number of devices. On accelerators the draws depend on the
     group sizes too (XLA may round a vectorised ``log`` or ``exp`` differently from a scalar one).
+
+    Over several processes (JAX's distributed runtime, `core.distributed`) the groups are this
+    process's contiguous `distributed.block` of the chains, on its own devices; chain indices stay
+    global, so keys, starts and the gathered draws do not depend on the layout. A process with no
+    chain (fewer chains than processes) gets no group.
     """
+    devices = distributed.local_devices()
+    mine = distributed.block(chains)
+    if _backend() == "cpu":
+        return [ChainGroup(np.array([c]), devices[c % len(devices)]) for c in mine]
+    n = min(len(devices), len(mine))
+    bounds = mine.start + np.linspace(0, len(mine), n + 1).round().astype(int)
+    return [ChainGroup(np.arange(bounds[i], bounds[i + 1]), devices[i]) for i in range(n)]
+
+
+def _backend() -> str:
     import jax
 
-    devices = jax.devices()
-    if jax.default_backend() == "cpu":
-        return [ChainGroup(np.array([c]), devices[c % len(devices)]) for c in range(chains)]
-    n = min(len(devices), chains)
-    bounds = np.linspace(0, chains, n + 1).round().astype(int)
-    return [ChainGroup(np.arange(bounds[i], bounds[i + 1]), devices[i]) for i in range(n)]
+    return jax.default_backend()
 
 
 _POOLS: dict = {}
