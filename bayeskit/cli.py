@@ -68,7 +68,7 @@ def report(path: str, out: str | None, title: str | None, var_names: list[str] |
     return 0
 
 
-LAUNCH_GRACE_SECONDS = 5.0  # a process asked to stop (SIGTERM) is killed after this long
+LAUNCH_GRACE_SECONDS = 2.0  # a process asked to stop (SIGTERM) is killed after this long (JAX catches SIGTERM)
 
 
 def _free_port() -> int:
@@ -170,8 +170,11 @@ def launch(nprocs: int, script: str, args: list[str], threads: int | None = None
 
     failed = None  # (rank, status)
     try:
-        while failed is None and any(p.poll() is None for p in procs):
+        while failed is None:
+            running = [p.poll() is None for p in procs]  # poll every process (any() would stop at the first)
             failed = next(((i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)), None)
+            if not any(running):
+                break
             time.sleep(0.05)
         failed = failed or next(((i, p.returncode) for i, p in enumerate(procs) if p.returncode), None)
         if failed is not None:

@@ -122,12 +122,11 @@ def local_devices() -> list:
 
 
 def block(n: int, index: int | None = None, count: int | None = None) -> range:
-    """This process's contiguous share of ``n`` items: process p of P gets ``round(p n / P) … round((p+1) n / P)``
+    """This process's contiguous share of ``n`` items: process p of P gets items ``⌊p n / P⌋ … ⌊(p+1) n / P⌋ − 1``
     (sizes differ by at most one; a process gets none when n < P)."""
     index = process_index() if index is None else index
     count = process_count() if count is None else count
-    lo, hi = (int(round(i * n / count)) for i in (index, index + 1))
-    return range(lo, hi)
+    return range(index * n // count, (index + 1) * n // count)
 
 
 def all_gather_objects(obj) -> list:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core import distributed
 from ...core.cache import cached, program_key
 from ...core.checkpoint import Checkpoint, fingerprint
 from ...core.checks import as_numeric, check_bool, check_choice, check_int, check_real, check_type
@@ -218,7 +219,7 @@ class PaRIS(ParticleFilter):
         checkpoint = Checkpoint.of(self.learn.checkpoint, self.learn.resume,
                                    lambda: self._learning_fingerprint(model, ys, observed, key_learn))
         fitted, proposal, history, trace = learn(model, self.proposal, self.learn, estimate, key_learn,
-                                                 self.progress, ys.shape[0], checkpoint)
+                                                 self.progress and distributed.is_root(), ys.shape[0], checkpoint)
         final = self.functional if callable(self.functional) else "information"
         final_engine = dataclasses.replace(self, learn=None, proposal=proposal, functional=final)
         return final_engine._fit(
@@ -274,13 +275,43 @@ def _compiled(kind: str, program: Callable, model, proposal, arrays: dict, *stat
     return cached(key, lambda: jax.jit(program))
 
 
+#: Independent runs are computed in vectorised blocks of this many (fewer when there are fewer runs). The
+#: blocks, not the runs, are what is spread over devices and processes (`core.distributed`): a vectorised
+#: program's rounding can depend on its batch size, so a fixed block keeps every run's numbers the same
+#: on 1 device, N devices and N processes. Measured (benchmarks/scaling.py, docs/distributed.md): blocks
+#: of 4 cost no more than one batch of all runs on CPU.
+RUN_BLOCK = 4
+
+
+def in_blocks(compute: Callable, keys):
+    """``compute(block_keys)`` (a pytree with a leading run axis) over all runs' ``keys``, block by block:
+    this process's contiguous share of the blocks, each on one of its devices in turn, then gathered
+    (every run, in run order, on every process) and brought to the host. The last block is filled up
+    with copies of the last key, whose results are dropped."""
+    runs = keys.shape[0]
+    size = min(runs, RUN_BLOCK)
+    n_blocks = -(-runs // size)
+    if n_blocks * size > runs:
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], n_blocks * size - runs, axis=0)])
+    devices = distributed.local_devices()
+    outs = [compute(jax.device_put(keys[b * size:(b + 1) * size], devices[j % len(devices)]))
+            for j, b in enumerate(distributed.block(n_blocks))]  # dispatched before any is awaited
+    local = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs) if outs else None
+    return jax.tree_util.tree_map(lambda a: a[:runs], distributed.gather_rows(local))
+
+
 def _run(model, proposal, ys, observed, keys, settings, extension):
     def program(model, proposal, ys, observed, keys):
         return jax.vmap(lambda k: smc_filter.run(model, ys, observed, k, settings, extension,
                                                  proposal=proposal))(keys)
 
-    run = _compiled("smc-filter", program, model, proposal, {"ys": ys, "keys": keys}, settings, extension)
-    return run(model, proposal, ys, observed, keys)
+    def compute(block):
+        run = _compiled("smc-filter", program, model, proposal, {"ys": ys, "keys": block}, settings, extension)
+        return run(model, proposal, ys, observed, block)
+
+    if keys.shape[0] == 1:  # one run (learning's steps): as it is, on this process
+        return compute(keys)
+    return in_blocks(compute, keys)
 
 
 class ParticleGibbs(PaRIS):
@@ -378,6 +409,9 @@ def _run_gibbs(model, proposal, ys, observed, keys, settings, extension, sweeps,
         return jax.vmap(lambda k: particle_gibbs(model, ys, observed, k, settings, extension, sweeps, burn_in,
                                                  proposal))(keys)
 
-    run = _compiled("smc-gibbs", program, model, proposal, {"ys": ys, "keys": keys}, settings, extension,
-                    sweeps, burn_in)
-    return run(model, proposal, ys, observed, keys)
+    def compute(block):
+        run = _compiled("smc-gibbs", program, model, proposal, {"ys": ys, "keys": block}, settings, extension,
+                        sweeps, burn_in)
+        return run(model, proposal, ys, observed, block)
+
+    return in_blocks(compute, keys)
