@@ -29,9 +29,9 @@ SCRIPT = textwrap.dedent('''
     import bayeskit as bk
     from bayeskit.core import distributed
 
-    out, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    out, whats, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     res = {}
-    if what == "nuts":
+    if "nuts" in whats.split("+"):
         import numpyro
         import numpyro.distributions as dist
 
@@ -47,7 +47,8 @@ SCRIPT = textwrap.dedent('''
                       engine=bk.NUTS(chains=n, warmup=100, draws=100, progress=False), seed=5)
         res = {k: np.asarray(v) for k, v in post.draws.items()}
         res.update({f"stat_{k}": np.asarray(v) for k, v in post.sample_stats.items()})
-    else:
+    what = whats.split("+")[-1]
+    if what.startswith("smc"):
         from bayeskit.models.state_space import LinearGaussian
 
         model = LinearGaussian.scalar(a=0.9, c=1.0, q=1.0, r=1.0)
@@ -99,15 +100,12 @@ def _single_and_launched(tmp_path, what, n):
     return two
 
 
-def test_nuts_chains_over_two_processes_give_the_single_process_draws(tmp_path):
-    # 5 chains: 2 on process 0, 3 on process 1 (uneven blocks, padded gathers)
-    two = _single_and_launched(tmp_path, "nuts", 5)
+def test_chains_and_runs_over_two_processes_give_the_single_process_results(tmp_path):
+    # one launch for both (each launch starts and compiles in two interpreters):
+    # NUTS with 5 chains: 2 on process 0, 3 on process 1 (uneven blocks, padded gathers);
+    # PaRIS with 5 runs: blocks of 4 (the second filled up with a copy), one block per process
+    two = _single_and_launched(tmp_path, "nuts+smc", 5)
     assert "[0] done 0" in two.stdout and "[1] done 1" in two.stdout
-
-
-def test_paris_runs_over_two_processes_give_the_single_process_estimates(tmp_path):
-    # 5 runs: blocks of 4 (the second filled up with a copy), one block per process
-    _single_and_launched(tmp_path, "smc", 5)
 
 
 @pytest.mark.slow  # ~60 s: three SMC engines compiled in three processes
