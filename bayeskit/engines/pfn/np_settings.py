@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...core.checks import check_choice, check_int, check_positive, check_real, check_threads
 from ...core.module import Module
+from .settings import check_shards
 
 #: Network kinds: the baselines, MPNP and its attentive variant MPANP.
 MODELS = ("cnp", "np", "anp", "canp", "bnp", "mpnp", "mpanp")
@@ -22,6 +23,9 @@ class NPTraining(Module, pytree=False):
     ``threads``: torch threads on a CPU: "auto" (the default: the cores other processes leave idle,
     measured every 2 s; on a busy machine more threads wait on one another, 10 times slower measured),
     an int, or None (torch's setting).
+    ``shards``: the batch is cut into this many equal shards whose gradients are averaged in order
+    (`data_parallel`); None: one per process (one for a single process: the plain full-batch step).
+    A run with a given ``shards`` gives the same weights on any number of processes.
     Each step draws ``batch_size`` tasks of ``max_points`` points; n ~ U{min_context … max_context}
     of them are the context and U{min_target … max_points − n} more the targets (the loss scores
     context and targets).
@@ -48,6 +52,7 @@ class NPTraining(Module, pytree=False):
     weight_decay: float = 0.0
     device: str = "auto"
     threads: int | str | None = "auto"
+    shards: int | None = None
 
     def __check_init__(self):
         check_choice("model", self.model, MODELS)
@@ -69,6 +74,7 @@ class NPTraining(Module, pytree=False):
         check_real("weight_decay", self.weight_decay, 0.0)
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_threads(self.threads)
+        check_shards(self.shards, self.batch_size)
 
     @property
     def label(self) -> str:

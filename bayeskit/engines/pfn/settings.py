@@ -16,6 +16,9 @@ class Training(Module, pytree=False):
     ``bf16``: autocast the forward pass to bfloat16 (on CUDA). ``threads``: torch threads on a CPU:
     "auto" (the default: the cores other processes leave idle, measured every 2 s while training;
     `core.threads`), an int, or None (torch's own setting, one per core).
+    ``shards``: the batch is cut into this many equal shards whose gradients are averaged in order
+    (`data_parallel`); None: one per process (one for a single process: the plain full-batch step).
+    A run with a given ``shards`` gives the same weights on any number of processes.
     """
 
     steps: int = 3500
@@ -35,6 +38,7 @@ class Training(Module, pytree=False):
     device: str = "auto"
     bf16: bool = False
     threads: int | str | None = "auto"
+    shards: int | None = None
 
     def __check_init__(self):
         for name in ("steps", "batch_size", "d_model", "layers", "heads"):
@@ -51,6 +55,7 @@ class Training(Module, pytree=False):
         check_choice("device", self.device, ("auto", "cpu", "cuda"))
         check_bool("bf16", self.bf16)
         check_threads(self.threads)
+        check_shards(self.shards, self.batch_size)
 
     # -- the recipe `train` follows (the same five methods for every amortised network) ----------
     @property
@@ -94,6 +99,15 @@ class Training(Module, pytree=False):
 
     def torch_device(self):
         return torch_device(self.device)
+
+
+def check_shards(shards, batch_size: int) -> None:
+    """``shards``: None or a divisor of ``batch_size`` (equal shards, so that their mean loss is the batch's)."""
+    from ...core.errors import ConfigError
+
+    check_int("shards", shards, optional=True)
+    if shards is not None and batch_size % shards:
+        raise ConfigError(f"`batch_size` ({batch_size}) must be a multiple of `shards` ({shards})")
 
 
 def torch_device(device: str):

@@ -22,6 +22,7 @@ import torch
 from ...core import loop, seeds
 from ...core.checks import check_bool, check_checkpoint, check_choice, check_int, check_type
 from ...core.errors import ConfigError, SamplingError
+from . import data_parallel
 from .bar import BarDistribution
 from .network import PFNTransformer, check_shapes
 from .settings import LC_TINY, PAPER, TINY, Training
@@ -192,6 +193,15 @@ def torch_threads(threads):
         torch.set_num_threads(before)
 
 
+def _same_settings(saved: dict, training) -> bool:
+    """Whether a checkpoint's settings are ``training``'s (a setting added since it was written counts as
+    its default). ``shards`` may differ: like the number of processes, it changes only the rounding of
+    the batch mean, so a run may continue with another."""
+    defaults = {f.name: f.default for f in dataclasses.fields(training)}
+    ignore = {"shards": None}
+    return {**defaults, **saved, **ignore} == {**dataclasses.asdict(training), **ignore}
+
+
 def _to_torch(a, device) -> torch.Tensor:
     return torch.from_numpy(np.array(a, dtype=np.float32)).to(device)  # a writable copy: JAX arrays are read-only
 
@@ -225,6 +235,13 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
 
     A non-finite loss stops the run with a `SamplingError` whose ``partial`` is the network before
     that step; Ctrl-C returns the network trained so far, with a warning.
+
+    Several processes (``bayeskit launch -n P``, ``torchrun``, or a torch process group already
+    running) train one network data-parallel (`data_parallel`): the same call on every process; each
+    computes its share of the batch's ``shards`` (the recipe's setting, by default one per process),
+    gradients are averaged in shard order, process 0 shows progress and writes the checkpoint, and
+    every process returns the same network. A run with ``shards=S`` gives the same weights on any
+    number of processes, and its checkpoint resumes on any number.
     """
     import jax
 
@@ -238,7 +255,9 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
     check_bool("progress", progress)
     key = seeds.as_key(seed)
     words = seeds.words(key)
-    device = training.torch_device()
+    rank, world, device = data_parallel.join(training.torch_device())
+    lay = data_parallel.layout(rank, world, getattr(training, "shards", None), training.batch_size)
+    progress = progress and lay.root
     prior_name = repr(prior)
 
     # the output head and the input standardisation come from datasets drawn once, before training
@@ -255,6 +274,8 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
     cuda = device.type == "cuda"
     forked = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
     threads = None if cuda else getattr(training, "threads", None)
+    if world > 1 and threads == "auto":
+        threads = None  # the launcher's per-process share of the cores (OMP_NUM_THREADS), not a share measured here
     with torch.random.fork_rng(devices=forked), torch_threads(threads) as pool:
         torch.manual_seed(seeds.int_seed(key))
         network = training.network(prior.x_dim).to(device)
@@ -264,9 +285,9 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
         history, start = [], 0
         if resume and os.path.exists(checkpoint):
             saved = torch.load(checkpoint, map_location=device, weights_only=False)
-            if saved["training"] != dataclasses.asdict(training) or saved["seed"] != words:
+            if not _same_settings(saved["training"], training) or saved["seed"] != words:
                 raise ConfigError(f"checkpoint {checkpoint!r} was written by a run with other settings or seed")
-            network.load_state_dict(saved["network"])
+            network.load_state_dict(saved["network"])  # every process reads rank 0's file: one state for all
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             torch.set_rng_state(saved["torch_rng"])
@@ -286,10 +307,13 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
             x, y = prior.sample(step_key, training.batch_size, training.points)
             n, used = training.split(seeds.numpy_rng(step_key))
             x, y = (_to_torch(x, device)[:, :used] - loc_t) / scale_t, _to_torch(y, device)[:, :used]
-            with autocast:
-                loss = training.loss(network, head, x, y, n)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if lay.shards == 1 and lay.world == 1:
+                with autocast:
+                    loss = training.loss(network, head, x, y, n)
+                loss.backward()
+            else:
+                loss = sharded_step(step_key, x, y, n)
             norm = torch.nn.utils.clip_grad_norm_(network.parameters(), training.clip)
             if not (torch.isfinite(loss) and torch.isfinite(norm)):  # checked before the update: nothing is lost
                 return False
@@ -297,6 +321,25 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
             scheduler.step()
             history.append(loss.item())
             return True
+
+        params = list(network.parameters())
+        rows = training.batch_size // lay.shards
+
+        def sharded_step(step_key, x, y, n):
+            """This process's shards, one backward pass each, then every shard's gradient and loss averaged
+            in shard order across the processes (`data_parallel.reduce`); returns the step's loss."""
+            grads, losses = [], []
+            for s in lay.mine:
+                # dropout and the losses' sampling: torch's generator seeded per (step, shard), wherever it runs
+                torch.manual_seed(seeds.int_seed(jax.random.fold_in(step_key, s)))
+                with autocast:
+                    shard_loss = training.loss(network, head, x[s * rows:(s + 1) * rows], y[s * rows:(s + 1) * rows],
+                                               n)
+                optimizer.zero_grad(set_to_none=True)
+                shard_loss.backward()
+                grads.append(data_parallel.flat_grad(params))
+                losses.append(shard_loss.detach())
+            return data_parallel.reduce(lay, params, grads, losses)
 
         def advance(state, first, last):
             """Steps first … last − 1, a host loop of torch steps (the chunk of `loop.run`)."""
@@ -315,10 +358,14 @@ def train(prior, training=TINY, *, seed=0, checkpoint: str | None = None, resume
 
         def on_chunk(state, done, records):
             if checkpoint and (done % checkpoint_every == 0 or done == training.steps):
+                if not lay.root:  # process 0 writes; the others wait until the file is whole
+                    data_parallel.barrier(lay)
+                    return
                 _atomic_save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
                               "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                               "history": history, "step": done, "training": dataclasses.asdict(training),
                               "seed": words}, checkpoint)
+                data_parallel.barrier(lay)
 
         result = loop.run(advance, None, total=training.steps, start=start,
                           chunk=math.gcd(10, checkpoint_every) if checkpoint else 10, progress=progress,
