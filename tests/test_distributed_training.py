@@ -167,3 +167,45 @@ def test_batches_that_do_not_cut_into_equal_shards_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert dataclasses.replace(Training(), shards=4).shards == 4
+
+
+SHARDS_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import torch
+    import bayeskit as bk
+    import torch.distributed as dist
+    from bayeskit.engines.pfn import NPTraining, ProcessPrior, Training, train
+    from bayeskit.models.kernels import RBF
+    from bayeskit.models.processes import Fixed, ScaleMixtureProcess
+
+    prior = ProcessPrior(ScaleMixtureProcess(RBF(lengthscale=0.2), noise=0.01, scale_prior=Fixed()))
+    pfn = Training(steps=6, batch_size=6, seq_len=12, d_model=16, layers=1, heads=2, num_buckets=10,
+                   border_samples=72, warmup=2, dropout=0.1, device="cpu", threads=1, shards=3)
+    latent = NPTraining(model="np", hidden=16, encoder_depth=3, decoder_depth=2, steps=6, batch_size=4,
+                        max_points=12, max_context=8, device="cpu", threads=1, shards=2)
+    res = {}
+    for name, training in (("pfn", pfn), ("np", latent)):
+        out = train(prior, training, seed=2, progress=False)
+        res[name] = torch.nn.utils.parameters_to_vector(out.network.parameters()).detach().numpy()
+        res[name + "_history"] = np.asarray(out.history)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    np.savez(f"{sys.argv[1]}.{rank}.npz", **res)
+    print("done", rank, flush=True)
+""")
+
+
+@pytest.mark.slow  # a launch and a process: ~60 s on 2 shared cores
+def test_uneven_shards_and_latent_draws_over_two_processes(tmp_path):
+    # 3 shards on 2 processes (1 and 2: padded gathers), and a latent neural process whose losses sample
+    # from torch's generator (seeded per step and shard): both equal one process bit for bit
+    path = _script(tmp_path, SHARDS_SCRIPT)
+    one = _run([sys.executable, str(path), "one"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    launched = _launch(path, "two")
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    ref = np.load(tmp_path / "one.0.npz")
+    for rank in (0, 1):
+        got = np.load(tmp_path / f"two.{rank}.npz")
+        for k in ref.files:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{k} on process {rank}")
