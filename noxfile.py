@@ -23,9 +23,9 @@ nox.options.sessions = ["lint", "tests", "docs"]
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Fast test tier, in parallel: pytest -m "not slow" -n auto."""
+    """Fast test tier, in parallel: pytest -m "not slow and not docs" -n auto."""
     session.install("-e", ".[dev,torch]")
-    session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs)
+    session.run("pytest", "-m", "not slow and not docs", "-n", "auto", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -52,6 +52,7 @@ def docs(session: nox.Session) -> None:
     # NO_MKDOCS_2_WARNING: silences mkdocs-material's end-of-life banner (not a build warning)
     env = {"NO_MKDOCS_2_WARNING": "1", "MPLBACKEND": "Agg", "BAYESKIT_FAST": os.environ.get("BAYESKIT_FAST", "1")}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+    session.run("pytest", "-m", "docs", "-n", "auto", "tests/test_docs.py")  # every python block of the pages
 
 
 @nox.session(python=PYTHON)

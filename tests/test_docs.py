@@ -16,7 +16,11 @@ out only through a marker the reader sees as harmless, on the line before its fe
 Skipped blocks are counted and reported: a `DocsSkipWarning` per page that skips some, a pytest skip
 for a page that skips all.
 
-A second test checks that the pages' shell blocks name only scripts and files that exist.
+Tier: the page tests carry the `docs` marker. They cost minutes, nearly all of it XLA compiling each
+page's programs, so the README's fast tier leaves them out (``-m "not slow and not docs"``) and CI runs
+them as a step of their own (``pytest -m docs``): every page runs in CI, and the fast tier stays fast.
+
+A second test checks that the pages' shell blocks name only scripts and files that exist (fast tier).
 """
 
 from __future__ import annotations
@@ -61,15 +65,6 @@ FAST: dict[str, list[tuple[str, str]]] = {
     # a bound from 10,000 x 1,000 importance weights (10 s), the variational autoencoder's 20,000 steps
     "docs/vi.md": [("post.evaluate(bk.vi.iwelbo(1000))", "post.evaluate(bk.vi.iwelbo(1000), n=500)"),
                    ("steps=20_000", "steps=200")],
-}
-
-# Pages whose test is in the slow tier (`-m slow`): what they cost even in fast mode, with a cold cache.
-# Nearly all of a page's time is XLA compiling its programs (one per engine and model), which smaller
-# settings do not shorten.
-SLOW = {
-    # six compiled programs (type-II ML, predictive, NUTS over hyperparameters, matrix-free solver,
-    # sparse variational classifier and its predictive): 75 s of CPU
-    "docs/processes.md",
 }
 
 PYTHON = ("python", "py")
@@ -159,7 +154,7 @@ def isolated(monkeypatch, tmp_path):
 
 
 def python_pages() -> list:
-    return [pytest.param(page, id=page_id(page), marks=[pytest.mark.slow] if page_id(page) in SLOW else [])
+    return [pytest.param(page, id=page_id(page), marks=[pytest.mark.docs])
             for page in PAGES if any(b.lang in PYTHON for b in read_blocks(page))]
 
 
