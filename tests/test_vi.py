@@ -477,6 +477,15 @@ def test_a_subsampled_elbo_is_unbiased_for_the_full_data_elbo(mean_data, case):
     assert abs(diff.mean()) < 4 * diff.std(ddof=1) / np.sqrt(diff.size)
 
 
+def test_a_fit_with_a_subsampling_guide_on_numpy_data_gives_draws(mean_data):
+    # The posterior's draws run the guide under vmap, where its minibatch index is traced: NumPy data
+    # indexed by it (y[idx]) raised TracerArrayConversionError after training had finished.
+    y = np.asarray(mean_data[0])
+    post = bk.fit(local_means, {"y": y, "batch": BATCH}, seed=0,
+                  engine=bk.VI(guide=local_means_guide, steps=20, draws=50, progress=False))
+    assert post.sample(5)["z"].shape == (5, BATCH) and np.isfinite(post.objective_trace).all()
+
+
 def test_minibatch_vi_recovers_the_conjugate_posterior(mean_data):
     # Adam on minibatch gradients (B = 100 of N = 1000; unbiased) with a cosine-decayed rate settles
     # near the full-data optimum, which for this conjugate model is the exact posterior N(m, s²).

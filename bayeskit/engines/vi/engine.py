@@ -459,15 +459,18 @@ def _posterior(model, spec, guide_fn, reverse_fn, sites, state, history, key, en
     params = _constrain(sites, state.unconstrained)
     k1, k2 = jax.random.split(key)
     latent_names = [s.name for s in spec.latent]
+    # JAX arrays: Predictive vmaps over draws, and a subsampling guide indexes its data with a traced
+    # index (``y[idx]``), which a NumPy array refuses
+    kwargs = {k: jax.numpy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in spec.kwargs().items()}
     if hasattr(guide_fn, "sample_posterior"):
         draws = guide_fn.sample_posterior(k1, params, sample_shape=(engine.draws,))
     else:
-        draws = Predictive(guide_fn, params=params, num_samples=engine.draws)(k1, **spec.kwargs())
+        draws = Predictive(guide_fn, params=params, num_samples=engine.draws)(k1, **kwargs)
     draws = {k: v for k, v in draws.items() if k in latent_names}
     deterministic = [s.name for s in spec.deterministic]
     if deterministic:
         extra = Predictive(model.fn, posterior_samples=draws, params=params, return_sites=deterministic)(
-            k2, **spec.kwargs())
+            k2, **kwargs)
         draws.update(extra)
     return VIPosterior.from_spec(
         {k: np.asarray(v)[None] for k, v in draws.items()}, spec, model=model, engine=engine, markov=False,
