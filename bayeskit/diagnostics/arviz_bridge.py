@@ -168,8 +168,7 @@ def _pyplot():
     """pyplot, on a non-interactive backend when the current one would open windows."""
     import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png") and \
-            "inline" not in matplotlib.get_backend().lower():
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
         matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -177,12 +176,7 @@ def _pyplot():
 
 
 def _plot(posterior, path, fn, **kwargs):
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "png"):
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     az = _arviz()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from ..core.checks import check_bool, check_int
 from ..core.errors import ConfigError, DataError
@@ -89,11 +90,6 @@ class SequentialELPD:
     def __repr__(self):
         return (f"SequentialELPD(elpd {self.elpd:.2f}, se {self.se:.2f}, mcse {self.mcse:.3f}; "
                 f"{self.n_obs} observed steps, {self.runs} runs, sd of log p̂(y) over runs {self.sd_runs:.3f})")
-
-
-def _logsumexp(a, axis=0):
-    m = np.max(a, axis=axis, keepdims=True)
-    return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
 def _densities(obj, label: str):
@@ -137,7 +133,7 @@ def _check_start(start, T: int) -> int:
 def _elpd(L: np.ndarray, observed: np.ndarray, start: int) -> SequentialELPD:
     R = L.shape[0]
     cumulative = np.cumsum(L, axis=1)  # log p̂_r(y_{0:t})
-    pooled = _logsumexp(cumulative, axis=0) - np.log(R)  # log (1/R) Σ_r p̂_r(y_{0:t}), (T,)
+    pooled = logsumexp(cumulative, axis=0) - np.log(R)  # log (1/R) Σ_r p̂_r(y_{0:t}), (T,)
     pointwise = np.diff(pooled, prepend=0.0)
     before = pooled[start - 1] if start else 0.0
     elpd = float(pooled[-1] - before)  # log of the ratio of pooled estimates, p(y_{start:} | y_{0:start−1})
@@ -146,7 +142,7 @@ def _elpd(L: np.ndarray, observed: np.ndarray, start: int) -> SequentialELPD:
     total = cumulative[:, -1] - (cumulative[:, start - 1] if start else 0.0)  # log p̂_r(y_{start:} | ·)
 
     def shares(logz):  # R W_r with W_r ∝ exp(logz_r)
-        return R * np.exp(logz - _logsumexp(logz))
+        return R * np.exp(logz - logsumexp(logz))
 
     # delta method for log(mean_r a_r) − log(mean_r b_r), a_r = p̂_r(y), b_r = p̂_r(y_{0:start−1})
     influence = shares(cumulative[:, -1]) - (shares(cumulative[:, start - 1]) if start else 1.0)

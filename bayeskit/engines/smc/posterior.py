@@ -45,8 +45,6 @@ class SMCPosterior(Posterior):
         self.model, self.ys, self.observed = model, ys, observed
         self.outputs = outputs
         self.log_likelihood_runs = np.asarray(log_likelihood_runs)
-        if one_step_log_densities is None and self.log_likelihood_runs.size == 1 and "log_increment" in outputs:
-            one_step_log_densities = np.asarray(outputs["log_increment"])[None]  # one run: the outputs are its own
         self.one_step_log_densities = (None if one_step_log_densities is None
                                        else np.asarray(one_step_log_densities, dtype=float))
         self.log_likelihood = float(np.mean(self.log_likelihood_runs))
